@@ -1,0 +1,1 @@
+"""Consumer-group services. Each sub-package is one group declared in topology.yaml."""

@@ -1,0 +1,1 @@
+"""The order service: an HTTP API that records orders and publishes their events."""

@@ -1,0 +1,48 @@
+"""The ``tidings`` command: one entry point, one sub-command module per area.
+
+Each area module exposes ``register(subparsers)`` which adds its parser and sets
+``func`` to a callable taking the parsed namespace and returning an exit code.
+User mistakes surface as :class:`~tidings.errors.TidingsError` and are printed
+in one or two lines, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from tidings.errors import TidingsError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tidings.cli import dev, topology_cmd
+
+    parser = argparse.ArgumentParser(
+        prog="tidings",
+        description="Event-streaming pub/sub on Apache Kafka.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for module in (dev, topology_cmd):
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except TidingsError as exc:
+        print(exc.render(), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("tidings: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""Cross-reference checks on a parsed topology: the mistakes pydantic cannot see alone."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from tidings.topology import kafka_configs
+from tidings.topology.model import EVENT_NAME, SERVICE_NAME, TOPIC_NAME
+from tidings.topology.source import Path_, Problem
+from tidings.topology.topology import Topology
+
+Report = Callable[[Path_, str], None]
+
+SECRET_MARKERS = ("password", "secret", "token", "private.key", "key.pem", "credentials")
+
+
+def check_topology(
+    topology: Topology,
+    *,
+    broken: Mapping[str, set[str]],
+    check_imports: bool,
+    broker_count: int | None,
+) -> list[Problem]:
+    """Every cross-reference problem; ``broken`` names entries that already failed to parse,
+    so that referring to them is not reported a second time."""
+    problems: list[Problem] = []
+
+    def report(path: Path_, message: str) -> None:
+        problems.append(Problem(topology.line_of(path), message))
+
+    _check_names(topology, report)
+    _check_configs(topology, report)
+    _check_cluster(topology, report)
+    _check_events(topology, broken, report)
+    _check_references(topology, broken, report)
+    if check_imports:
+        _check_handlers(topology, report)
+    _check_derived_names(topology, report)
+    if broker_count is not None:
+        check_replication(topology, broker_count, report)
+    return problems
+
+
+
+def _did_you_mean(name: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_names(topology: Topology, report: Report) -> None:
+    for topic in topology.topics:
+        if not TOPIC_NAME.match(topic):
+            report(("topics", topic),
+                   f"topic name {topic!r} is not valid in Kafka: use letters, digits, '.', '_', "
+                   "'-' (at most 249)")
+    for event in topology.events:
+        if not EVENT_NAME.match(event):
+            report(("events", event),
+                   f"event name {event!r} must be lower case letters, digits, '.', '_' or '-'")
+    for section in ("producers", "consumers"):
+        for name in getattr(topology, section):
+            if not SERVICE_NAME.match(name):
+                report((section, name),
+                       f"{section[:-1]} name {name!r} must be letters, digits, '_' or '-'")
+
+
+def _config_sources(topology: Topology) -> Iterator[tuple[Path_, Mapping[str, object]]]:
+    yield ("defaults", "config"), topology.defaults.config
+    for topic, spec in topology.topics.items():
+        yield ("topics", topic, "config"), spec.config
+
+
+def _check_configs(topology: Topology, report: Report) -> None:
+    for base, config in _config_sources(topology):
+        for key, value in config.items():
+            path = (*base, key)
+            if key not in kafka_configs.KNOWN:
+                report(path, f"unknown topic config {key!r}"
+                       f"{_did_you_mean(key, kafka_configs.KNOWN)}")
+                continue
+            try:
+                kafka_configs.normalize(key, value)
+            except ValueError as exc:
+                report(path, str(exc))
+    for topic, spec in topology.topics.items():
+        replication = spec.replication_factor or topology.defaults.replication_factor
+        merged = {**topology.defaults.config, **spec.config}
+        raw = merged.get("min.insync.replicas")
+        if raw is None:
+            continue
+        try:
+            min_isr = int(kafka_configs.normalize("min.insync.replicas", raw))
+        except ValueError:
+            continue
+        if min_isr > replication:
+            where = ("topics", topic, "config", "min.insync.replicas")
+            if "min.insync.replicas" not in spec.config:
+                where = ("topics", topic)
+            report(where, f"topic {topic!r}: min.insync.replicas={min_isr} is more than its "
+                   f"replication factor {replication}; no write with acks=all could succeed")
+
+
+def _check_cluster(topology: Topology, report: Report) -> None:
+    for key in topology.cluster.properties:
+        if any(marker in key.lower() for marker in SECRET_MARKERS):
+            env = "TIDINGS_KAFKA_" + key.upper().replace(".", "_")
+            report(("cluster", "properties", key),
+                   f"{key} looks like a secret; secrets come from the environment "
+                   f"(set {env}), never from topology.yaml")
+
+
+def _check_events(
+    topology: Topology, broken: Mapping[str, set[str]], report: Report
+) -> None:
+    declared_topics = set(topology.topics) | broken.get("topics", set())
+    for event, spec in topology.events.items():
+        if spec.topic not in declared_topics:
+            report(("events", event, "topic"),
+                   f"event {event!r} is on topic {spec.topic!r}, which is not declared under "
+                   f"topics{_did_you_mean(spec.topic, declared_topics)}")
+        schema_path = topology.root / spec.schema_path
+        where = ("events", event, "schema")
+        if not schema_path.is_file():
+            report(where, f"schema file {spec.schema_path!r} does not exist "
+                   f"(paths are relative to {topology.path.name}'s directory)")
+            continue
+        fields = _schema_fields(schema_path, spec.schema_path, where, report)
+        if fields is not None and spec.key is not None and spec.key not in fields:
+            report(("events", event, "key"),
+                   f"key {spec.key!r} is not a field of {spec.schema_path}"
+                   f"{_did_you_mean(spec.key, fields)}")
+
+
+def _schema_fields(
+    path: Path, shown: str, where: Path_, report: Report
+) -> list[str] | None:
+    import fastavro
+
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        report(where, f"{shown} is not valid JSON: {exc.msg} at its line {exc.lineno}")
+        return None
+    try:
+        fastavro.parse_schema(raw)
+    except Exception as exc:  # fastavro raises several unrelated types for bad schemas
+        report(where, f"{shown} is not a valid Avro schema: {exc}")
+        return None
+    if not isinstance(raw, dict) or raw.get("type") != "record":
+        report(where, f"{shown} must be an Avro record schema")
+        return None
+    return [str(f.get("name")) for f in raw.get("fields", []) if isinstance(f, dict)]
+
+
+def _check_references(
+    topology: Topology, broken: Mapping[str, set[str]], report: Report
+) -> None:
+    known = set(topology.events) | broken.get("events", set())
+    for section, verb, attr in (("producers", "publishes", "publishes"),
+                                ("consumers", "subscribes to", "subscribes")):
+        for name, spec in getattr(topology, section).items():
+            seen: set[str] = set()
+            for index, event in enumerate(getattr(spec, attr)):
+                path = (section, name, attr, index)
+                if event in seen:
+                    report(path, f"{name} {verb} {event!r} twice")
+                seen.add(event)
+                if event not in known:
+                    report(path, f"{section[:-1]} {name!r} {verb} unknown event {event!r}"
+                           f"{_did_you_mean(event, known)}")
+    for name, consumer in topology.consumers.items():
+        labels: dict[str, int] = {}
+        for index, delay in enumerate(consumer.retry):
+            if delay.label in labels:
+                report(("consumers", name, "retry", index),
+                       f"retry tier {delay.label} of {name!r} is listed twice "
+                       f"(tiers {labels[delay.label] + 1} and {index + 1})")
+            labels.setdefault(delay.label, index)
+
+
+@contextmanager
+def _on_sys_path(directory: Path) -> Iterator[None]:
+    entry = str(directory)
+    added = entry not in sys.path
+    if added:
+        sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        if added:
+            sys.path.remove(entry)
+
+
+def _check_handlers(topology: Topology, report: Report) -> None:
+    with _on_sys_path(topology.root):
+        for name, consumer in topology.consumers.items():
+            problem = handler_import_problem(consumer.handler)
+            if problem:
+                report(("consumers", name, "handler"), problem)
+
+
+def handler_import_problem(reference: str) -> str | None:
+    """Why ``module:function`` cannot be used as a handler, or None when it can."""
+    module_name, _, attr = reference.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        return f"handler {reference!r} does not import: no module named {exc.name!r}"
+    except Exception as exc:  # the handler's own module is user code and may raise anything
+        return f"handler {reference!r} does not import: {type(exc).__name__}: {exc}"
+    target = getattr(module, attr, None)
+    if target is None:
+        return f"handler {reference!r}: module {module_name!r} has no {attr!r}"
+    if not callable(target):
+        return f"handler {reference!r} is not callable"
+    return None
+
+
+def _check_derived_names(topology: Topology, report: Report) -> None:
+    if any(spec.topic not in topology.topics for spec in topology.events.values()):
+        return  # already reported; deriving from an undeclared topic would add noise
+    owners: dict[str, str] = {}
+    for wanted in topology.desired_topics():
+        if wanted.name in owners:
+            report(wanted.source_path,
+                   f"topic {wanted.name!r} ({wanted.origin}) clashes with {owners[wanted.name]}")
+            continue
+        if len(wanted.name) > 249:
+            report(wanted.source_path, f"derived topic name {wanted.name!r} is longer than 249")
+        owners[wanted.name] = f"the topic of the same name ({wanted.origin})"
+
+
+def check_replication(
+    topology: Topology, broker_count: int, report: Report
+) -> None:
+    plural = "s" if broker_count != 1 else ""
+    for topic, spec in topology.topics.items():
+        replication = spec.replication_factor or topology.defaults.replication_factor
+        if replication > broker_count:
+            path = (("topics", topic, "replication_factor") if spec.replication_factor
+                    else ("defaults", "replication_factor"))
+            report(path, f"topic {topic!r}: replication factor {replication} is larger than "
+                   f"the cluster ({broker_count} broker{plural})")

@@ -1,0 +1,71 @@
+"""Read what a cluster holds: topics, partitions, replication and topic configs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from confluent_kafka.admin import AdminClient, ClusterMetadata, ConfigResource, ConfigSource
+
+from tidings.errors import TidingsError
+from tidings.topology.plan import ClusterState, LiveConfig, LiveTopic
+
+
+def is_internal(topic: str) -> bool:
+    return topic.startswith("__") or topic.startswith("_confluent") or topic == "_schemas"
+
+
+def read_cluster_state(
+    admin: AdminClient,
+    metadata: ClusterMetadata,
+    *,
+    describe: Iterable[str],
+    managed: frozenset[str],
+    timeout: float,
+) -> ClusterState:
+    """Topic layout from ``metadata`` and configs for the topics named in ``describe``."""
+    topics: dict[str, LiveTopic] = {}
+    present = {name: meta for name, meta in metadata.topics.items() if meta.error is None}
+    wanted = [name for name in dict.fromkeys(describe) if name in present]
+    configs = _describe_configs(admin, wanted, timeout)
+    for name, meta in present.items():
+        if is_internal(name):
+            continue
+        partitions = meta.partitions
+        replication = max((len(p.replicas) for p in partitions.values()), default=0)
+        topics[name] = LiveTopic(
+            name=name,
+            partitions=len(partitions),
+            replication_factor=replication,
+            config=configs.get(name, {}),
+        )
+    return ClusterState(brokers=len(metadata.brokers), topics=topics, managed=managed)
+
+
+def _describe_configs(
+    admin: AdminClient, names: list[str], timeout: float
+) -> dict[str, dict[str, LiveConfig]]:
+    if not names:
+        return {}
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
+    futures = admin.describe_configs(resources, request_timeout=timeout)
+    result: dict[str, dict[str, LiveConfig]] = {}
+    for resource, future in futures.items():
+        try:
+            entries = future.result(timeout=timeout)
+        except Exception as exc:  # KafkaException, or a timeout from the future
+            raise TidingsError(
+                f"could not read the configs of topic {resource.name}: {exc}"
+            ) from None
+        result[resource.name] = {
+            key: LiveConfig(
+                value=entry.value,
+                overridden=_source_id(entry.source) == ConfigSource.DYNAMIC_TOPIC_CONFIG.value,
+            )
+            for key, entry in entries.items()
+        }
+    return result
+
+
+def _source_id(source: object) -> int:
+    # confluent-kafka hands back the enum or its raw int depending on the call path.
+    return int(getattr(source, "value", source))  # type: ignore[call-overload]

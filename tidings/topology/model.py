@@ -1,0 +1,103 @@
+"""The declaration in topology.yaml, as pydantic models (the edge of the system).
+
+Every model forbids unknown keys: a typo such as ``partitons`` must be an error,
+not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from tidings.durations import Duration, parse_duration
+
+TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+SERVICE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
+EVENT_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,199}$")
+HANDLER_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+DurationField = Annotated[Duration, BeforeValidator(parse_duration)]
+ConfigValue = str | int | float | bool | list[str]
+Compatibility = Literal["BACKWARD", "FORWARD", "FULL", "NONE"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class ClusterSpec(_Strict):
+    """Non-secret connection settings; secrets come from the environment."""
+
+    bootstrap_servers: str | None = None
+    schema_registry_url: str | None = None
+    properties: dict[str, str | int | bool] = Field(default_factory=dict)
+
+
+class DefaultsSpec(_Strict):
+    partitions: int = Field(6, ge=1)
+    replication_factor: int = Field(1, ge=1)
+    config: dict[str, ConfigValue] = Field(default_factory=dict)
+
+
+class TopicSpec(_Strict):
+    partitions: int | None = Field(None, ge=1)
+    replication_factor: int | None = Field(None, ge=1)
+    config: dict[str, ConfigValue] = Field(default_factory=dict)
+
+
+class EventSpec(_Strict):
+    topic: str
+    schema_path: str = Field(alias="schema")
+    key: str | None = None
+    compatibility: Compatibility = "BACKWARD"
+
+
+class ProducerSpec(_Strict):
+    publishes: list[str] = Field(min_length=1)
+
+
+class BatchSpec(_Strict):
+    max_events: int = Field(500, ge=1)
+    max_wait: DurationField = Duration(2000)
+
+
+class ConsumerSpec(_Strict):
+    subscribes: list[str] = Field(min_length=1)
+    handler: str
+    retry: list[DurationField] = Field(default_factory=list)
+    dlq: bool = True
+    concurrency: int = Field(1, ge=1, le=1000)
+    batch: BatchSpec | None = None
+
+    @field_validator("handler")
+    @classmethod
+    def _handler_shape(cls, value: str) -> str:
+        if not HANDLER_REF.match(value):
+            raise ValueError(
+                f"handler {value!r} must look like 'package.module:function'"
+            )
+        return value
+
+    @field_validator("retry")
+    @classmethod
+    def _positive_delays(cls, tiers: list[Duration]) -> list[Duration]:
+        for tier in tiers:
+            if tier.millis <= 0:
+                raise ValueError("a retry tier needs a delay greater than zero")
+        return tiers
+
+
+#: Top-level sections and the model of one entry in each (``None``: the section is one model).
+SECTION_ENTRY_MODELS: dict[str, type[_Strict]] = {
+    "topics": TopicSpec,
+    "events": EventSpec,
+    "producers": ProducerSpec,
+    "consumers": ConsumerSpec,
+}
+SINGLE_SECTION_MODELS: dict[str, type[_Strict]] = {
+    "cluster": ClusterSpec,
+    "defaults": DefaultsSpec,
+}
+TOP_LEVEL_KEYS = ("name", *SINGLE_SECTION_MODELS, *SECTION_ENTRY_MODELS)

@@ -1,0 +1,233 @@
+"""Diff a topology against a cluster and grade every change (pure logic, no I/O).
+
+Grades follow what the change can cost a user: *safe* changes lose nothing,
+*caution* changes alter behaviour of existing data (e.g. more partitions move keys),
+*destructive* changes delete data. Some changes Kafka cannot make in place at all;
+those are *refused* with the way out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from tidings.topology import kafka_configs
+from tidings.topology.source import Path_
+from tidings.topology.topology import DesiredTopic
+
+
+class Grade(StrEnum):
+    SAFE = "safe"
+    CAUTION = "caution"
+    DESTRUCTIVE = "destructive"
+
+
+class ChangeKind(StrEnum):
+    CREATE = "create"
+    ADD_PARTITIONS = "add-partitions"
+    SET_CONFIG = "set-config"
+    UNSET_CONFIG = "unset-config"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    value: str | None
+    #: True when the topic sets it itself (a dynamic topic config), not a broker default.
+    overridden: bool
+
+
+@dataclass(frozen=True)
+class LiveTopic:
+    name: str
+    partitions: int
+    replication_factor: int
+    config: Mapping[str, LiveConfig] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """What a cluster holds, as far as planning needs to know."""
+
+    brokers: int
+    topics: Mapping[str, LiveTopic]
+    #: Topics a previous ``apply`` of this topology created; only these may be deleted.
+    managed: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: ChangeKind
+    topic: str
+    grade: Grade
+    summary: str
+    reason: str = ""
+    partitions: int | None = None
+    replication_factor: int | None = None
+    config: Mapping[str, str] = field(default_factory=dict)
+    key: str | None = None
+    old: str | None = None
+    new: str | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    topic: str
+    message: str
+    source_path: Path_ = ()
+
+
+@dataclass
+class Plan:
+    changes: list[Change]
+    refusals: list[Refusal]
+    topics_in_sync: int = 0
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes and not self.refusals
+
+    @property
+    def destructive(self) -> list[Change]:
+        return [c for c in self.changes if c.grade is Grade.DESTRUCTIVE]
+
+    def counts(self) -> dict[str, int]:
+        return {grade.value: sum(1 for c in self.changes if c.grade is grade) for grade in Grade}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "changes": [
+                {k: v for k, v in asdict(c).items() if v not in (None, "", {})}
+                for c in self.changes
+            ],
+            "refused": [{"topic": r.topic, "message": r.message} for r in self.refusals],
+            "summary": {**self.counts(), "refused": len(self.refusals),
+                        "in_sync": self.topics_in_sync},
+        }
+
+
+_ORDER = {ChangeKind.CREATE: 0, ChangeKind.ADD_PARTITIONS: 1, ChangeKind.SET_CONFIG: 2,
+          ChangeKind.UNSET_CONFIG: 3, ChangeKind.DELETE: 4}
+
+
+def plan_topology(desired: Iterable[DesiredTopic], live: ClusterState) -> Plan:
+    """The changes that make ``live`` match ``desired``, in the order apply runs them."""
+    changes: list[Change] = []
+    refusals: list[Refusal] = []
+    in_sync = 0
+    wanted = list(desired)
+    for topic in wanted:
+        current = live.topics.get(topic.name)
+        if current is None:
+            changes.append(_create(topic))
+            continue
+        topic_changes, topic_refusals = _diff_topic(topic, current)
+        changes.extend(topic_changes)
+        refusals.extend(topic_refusals)
+        if not topic_changes and not topic_refusals:
+            in_sync += 1
+    wanted_names = {t.name for t in wanted}
+    for name in sorted(live.managed - wanted_names):
+        if name in live.topics:
+            changes.append(Change(
+                ChangeKind.DELETE, name, Grade.DESTRUCTIVE,
+                summary=f"delete topic {name}",
+                reason="no longer in the topology; its events are deleted with it",
+            ))
+    changes.sort(key=lambda c: _ORDER[c.kind])
+    return Plan(changes=changes, refusals=refusals, topics_in_sync=in_sync)
+
+
+def _create(topic: DesiredTopic) -> Change:
+    configs = ", ".join(f"{k}={v}" for k, v in sorted(topic.config.items()))
+    detail = f"{topic.partitions} partitions, replication {topic.replication_factor}"
+    return Change(
+        ChangeKind.CREATE, topic.name, Grade.SAFE,
+        summary=f"create topic {topic.name} ({detail}{', ' + configs if configs else ''})",
+        reason=topic.origin,
+        partitions=topic.partitions,
+        replication_factor=topic.replication_factor,
+        config=dict(topic.config),
+    )
+
+
+def _diff_topic(topic: DesiredTopic, live: LiveTopic) -> tuple[list[Change], list[Refusal]]:
+    changes: list[Change] = []
+    refusals: list[Refusal] = []
+    if topic.partitions < live.partitions:
+        refusals.append(Refusal(
+            topic.name,
+            f"{topic.name}: partitions {live.partitions} -> {topic.partitions} refused: Kafka "
+            f"cannot remove partitions; keep {live.partitions}, or create a new topic and "
+            "migrate to it",
+            (*topic.layout_path, "partitions"),
+        ))
+    elif topic.partitions > live.partitions:
+        changes.append(Change(
+            ChangeKind.ADD_PARTITIONS, topic.name, Grade.CAUTION,
+            summary=f"add partitions to {topic.name}: {live.partitions} -> {topic.partitions}",
+            reason="events of an existing key may land on a new partition, so their order "
+                   "relative to earlier events of that key is no longer guaranteed",
+            partitions=topic.partitions, old=str(live.partitions), new=str(topic.partitions),
+        ))
+    if topic.replication_factor != live.replication_factor:
+        refusals.append(Refusal(
+            topic.name,
+            f"{topic.name}: replication factor {live.replication_factor} -> "
+            f"{topic.replication_factor} refused: it needs a partition reassignment "
+            "(kafka-reassign-partitions.sh), which tidings does not perform",
+            (*topic.layout_path, "replication_factor"),
+        ))
+    for key, value in sorted(topic.config.items()):
+        current = live.config.get(key)
+        old = current.value if current else None
+        if old == value:
+            continue
+        grade, reason = grade_config_change(key, old, value)
+        changes.append(Change(
+            ChangeKind.SET_CONFIG, topic.name, grade,
+            summary=f"set {key} on {topic.name}: {old if old is not None else '(unset)'} "
+                    f"-> {value}",
+            reason=reason, key=key, old=old, new=value,
+        ))
+    for key, current in sorted(live.config.items()):
+        if current.overridden and key not in topic.config:
+            grade, reason = grade_config_unset(key, current.value)
+            changes.append(Change(
+                ChangeKind.UNSET_CONFIG, topic.name, grade,
+                summary=f"unset {key} on {topic.name} (was {current.value}; the broker "
+                        "default applies)",
+                reason=reason, key=key, old=current.value,
+            ))
+    return changes, refusals
+
+
+def grade_config_change(key: str, old: str | None, new: str) -> tuple[Grade, str]:
+    """How risky it is to move a topic config from ``old`` to ``new``."""
+    if key == "cleanup.policy":
+        if old is not None and "compact" in old.split(",") and "compact" not in new.split(","):
+            return Grade.DESTRUCTIVE, "the topic stops compacting: the latest value of each " \
+                "key is no longer kept, and retention deletes it"
+        return Grade.CAUTION, "changes how old records are removed"
+    if old is None:
+        return Grade.SAFE, "sets a config the topic did not have"
+    old_n, new_n = kafka_configs.as_number(key, old), kafka_configs.as_number(key, new)
+    if old_n is None or new_n is None:
+        return Grade.CAUTION, "changes the topic's behaviour"
+    if new_n > old_n:
+        if key == "min.insync.replicas":
+            return Grade.CAUTION, "writes with acks=all fail while fewer replicas are in sync"
+        return Grade.SAFE, "raises a limit"
+    if key in kafka_configs.RETENTION:
+        return Grade.DESTRUCTIVE, "records outside the new retention are deleted"
+    return Grade.CAUTION, "lowers a limit"
+
+
+def grade_config_unset(key: str, old: str | None) -> tuple[Grade, str]:
+    if key == "cleanup.policy" and old is not None and "compact" in old.split(","):
+        return Grade.DESTRUCTIVE, "the topic stops compacting once the broker default applies"
+    if key in kafka_configs.RETENTION:
+        return Grade.CAUTION, "the broker's default retention applies, which may delete records"
+    return Grade.CAUTION, "the broker default applies"

@@ -1,0 +1,156 @@
+"""The validated topology and the topics it implies."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tidings.durations import Duration
+from tidings.topology import kafka_configs
+from tidings.topology.model import (
+    ClusterSpec,
+    ConsumerSpec,
+    DefaultsSpec,
+    EventSpec,
+    ProducerSpec,
+    TopicSpec,
+)
+from tidings.topology.source import Path_
+
+
+def retry_topic_name(topic: str, group: str, delay: Duration) -> str:
+    return f"{topic}.{group}.retry.{delay.label}"
+
+
+def dlq_topic_name(topic: str, group: str) -> str:
+    return f"{topic}.{group}.dlq"
+
+
+def replay_topic_name(topic: str, group: str) -> str:
+    return f"{topic}.{group}.replay"
+
+
+@dataclass(frozen=True)
+class DesiredTopic:
+    """A topic the topology wants on the cluster, with where it comes from."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    config: Mapping[str, str]
+    origin: str  # "declared", or e.g. "retry tier 10s of inventory"
+    source_path: Path_ = ()
+    #: The declared topic a retry/DLQ/replay topic copies its layout from.
+    parent: str | None = None
+
+    @property
+    def layout_path(self) -> Path_:
+        """Where the partition count and replication factor of this topic are declared."""
+        return ("topics", self.parent or self.name)
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A topology.yaml that passed validation, ready to plan, publish and consume from."""
+
+    path: Path
+    name: str
+    cluster: ClusterSpec
+    defaults: DefaultsSpec
+    topics: Mapping[str, TopicSpec]
+    events: Mapping[str, EventSpec]
+    producers: Mapping[str, ProducerSpec]
+    consumers: Mapping[str, ConsumerSpec]
+    lines: Mapping[Path_, int] = field(default_factory=dict, repr=False)
+
+    @property
+    def root(self) -> Path:
+        """The directory that schema paths and handler modules are relative to."""
+        return self.path.parent
+
+    def line_of(self, path: Path_) -> int | None:
+        probe = tuple(path)
+        while probe:
+            if probe in self.lines:
+                return self.lines[probe]
+            probe = probe[:-1]
+        return None
+
+    def schema_file(self, event: str) -> Path:
+        return self.root / self.events[event].schema_path
+
+    def topics_of_consumer(self, group: str) -> list[str]:
+        """The main topics a group reads, in the order its subscriptions name them."""
+        seen: dict[str, None] = {}
+        for event in self.consumers[group].subscribes:
+            seen.setdefault(self.events[event].topic, None)
+        return list(seen)
+
+    def topic_config(self, topic: str) -> dict[str, str]:
+        merged = {**self.defaults.config, **self.topics[topic].config}
+        return {key: kafka_configs.normalize(key, value) for key, value in merged.items()}
+
+    def partitions_of(self, topic: str) -> int:
+        return self.topics[topic].partitions or self.defaults.partitions
+
+    def replication_of(self, topic: str) -> int:
+        return self.topics[topic].replication_factor or self.defaults.replication_factor
+
+    def desired_topics(self) -> list[DesiredTopic]:
+        """Every topic the file implies: declared ones, then per group retry/DLQ/replay."""
+        wanted = [
+            DesiredTopic(
+                name=topic,
+                partitions=self.partitions_of(topic),
+                replication_factor=self.replication_of(topic),
+                config=self.topic_config(topic),
+                origin="declared",
+                source_path=("topics", topic),
+            )
+            for topic in self.topics
+        ]
+        for group, consumer in self.consumers.items():
+            for topic in self.topics_of_consumer(group):
+                wanted.extend(self._derived_for(topic, group, consumer))
+        return wanted
+
+    def _derived_for(self, topic: str, group: str, consumer: ConsumerSpec) -> list[DesiredTopic]:
+        # Copies keep the source's partition count so an event's key lands on the same
+        # partition number, but never inherit compaction: two retries of one key are two
+        # distinct deliveries and compaction would drop the older one.
+        config = {
+            key: value
+            for key, value in self.topic_config(topic).items()
+            if key not in kafka_configs.COMPACTION_ONLY
+        }
+
+        def derived(name: str, origin: str, path: Path_) -> DesiredTopic:
+            return DesiredTopic(
+                name=name,
+                partitions=self.partitions_of(topic),
+                replication_factor=self.replication_of(topic),
+                config=config,
+                origin=origin,
+                source_path=path,
+                parent=topic,
+            )
+
+        topics = [
+            derived(
+                retry_topic_name(topic, group, delay),
+                f"retry tier {delay.label} of {group}",
+                ("consumers", group, "retry", index),
+            )
+            for index, delay in enumerate(consumer.retry)
+        ]
+        if consumer.dlq:
+            topics.append(
+                derived(dlq_topic_name(topic, group), f"dead letters of {group}",
+                        ("consumers", group, "dlq"))
+            )
+        topics.append(
+            derived(replay_topic_name(topic, group), f"replays for {group}",
+                    ("consumers", group))
+        )
+        return topics
