@@ -41,7 +41,9 @@ def check_topology(
     _check_references(topology, broken, report)
     if check_imports:
         _check_handlers(topology, report)
-    _check_derived_names(topology, report)
+    if not problems:
+        # Deriving topic names needs sound configs and references; skip it otherwise.
+        _check_derived_names(topology, report)
     if broker_count is not None:
         check_replication(topology, broker_count, report)
     return problems

@@ -84,7 +84,8 @@ class Topology:
         """The main topics a group reads, in the order its subscriptions name them."""
         seen: dict[str, None] = {}
         for event in self.consumers[group].subscribes:
-            seen.setdefault(self.events[event].topic, None)
+            if event in self.events:  # an unknown event is a validation problem, reported there
+                seen.setdefault(self.events[event].topic, None)
         return list(seen)
 
     def topic_config(self, topic: str) -> dict[str, str]:
