@@ -16,5 +16,5 @@ def test_parse_and_canonical_label(text: str, millis: int, label: str) -> None:
 
 @pytest.mark.parametrize("bad", ["ten", "10", "10 seconds", "-5s", "", "1.5s", True, None, 10])
 def test_bad_durations_explain_the_format(bad: object) -> None:
-    with pytest.raises(ValueError, match="duration|unit"):
+    with pytest.raises(ValueError, match=r"duration|unit"):
         parse_duration(bad)

@@ -101,8 +101,9 @@ INVALID = [
                  "duplicate key 'topics.orders' (first at line 6)", id="duplicate-topic"),
     pytest.param("    partitions: 6\n", "    partitions: 0\n", 7,
                  "topics.orders.partitions must be at least 1 (got 0)", id="zero-partitions"),
-    pytest.param("      retention.ms: 1d\n", "      retention.ms: 1d\n      min.insync.replicas: 2\n",
-                 10, "min.insync.replicas=2 is more than its replication factor 1",
+    pytest.param("      retention.ms: 1d\n",
+                 "      retention.ms: 1d\n      min.insync.replicas: 2\n", 10,
+                 "min.insync.replicas=2 is more than its replication factor 1",
                  id="min-isr-above-replication"),
     pytest.param("key: order_id}", "key: order_uuid}", 11,
                  "key 'order_uuid' is not a field of schemas/order.created.v1.avsc "

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import (
@@ -55,6 +57,7 @@ def apply_plan(admin: AdminClient, plan: Plan, *, timeout: float) -> ApplyResult
 
 
 def _run(admin: AdminClient, kind: ChangeKind, batch: list[Change], timeout: float) -> None:
+    futures: Mapping[Any, Future[Any]]
     if kind is ChangeKind.CREATE:
         futures = admin.create_topics(
             [NewTopic(c.topic, num_partitions=c.partitions or 1,

@@ -101,7 +101,7 @@ def _check_configs(topology: Topology, report: Report) -> None:
         except ValueError:
             continue
         if min_isr > replication:
-            where = ("topics", topic, "config", "min.insync.replicas")
+            where: Path_ = ("topics", topic, "config", "min.insync.replicas")
             if "min.insync.replicas" not in spec.config:
                 where = ("topics", topic)
             report(where, f"topic {topic!r}: min.insync.replicas={min_isr} is more than its "

@@ -68,4 +68,5 @@ def _describe_configs(
 
 def _source_id(source: object) -> int:
     # confluent-kafka hands back the enum or its raw int depending on the call path.
-    return int(getattr(source, "value", source))  # type: ignore[call-overload]
+    raw = getattr(source, "value", source)
+    return raw if isinstance(raw, int) else -1

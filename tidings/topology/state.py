@@ -45,14 +45,15 @@ def read_managed(config: Mapping[str, Any], name: str, timeout: float) -> frozen
             message = consumer.poll(0.5)
             if message is None:
                 continue
-            if message.error():
-                if message.error().code() == KafkaError._PARTITION_EOF:
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
                     break
                 continue
             if message.key() == name.encode():
                 value = message.value()
                 latest = frozenset(json.loads(value)["topics"]) if value else frozenset()
-            if message.offset() >= high - 1:
+            if (message.offset() or 0) >= high - 1:
                 break
         return latest
     finally:
