@@ -10,8 +10,7 @@ from typing import Any
 
 from tidings.errors import TidingsError
 from tidings.settings import Settings
-from tidings.topology import Topology, load_topology
-from tidings.topology import sync
+from tidings.topology import Topology, load_topology, sync
 from tidings.topology.load import display_name
 from tidings.topology.plan import Grade, Plan
 

@@ -1,0 +1,130 @@
+"""Real Kafka brokers for tests: an existing cluster, a container, or the local launcher.
+
+See DESIGN.md, "The broker is real". Everything started here is stopped when
+the context manager exits, including on test failures; a watchdog process
+also stops launcher clusters if the test process is killed outright.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+from tidings.kafka_local import LocalCluster, watchdog
+from tidings.kafka_local.ports import find_free_base_port
+
+KAFKA_CONTAINER_IMAGE = "confluentinc/cp-kafka:7.9.0"
+"""Image for the Docker path (testcontainers' KafkaContainer drives Confluent images)."""
+
+_DOCKER_PING_TIMEOUT_S = 5
+
+
+def docker_available() -> bool:
+    """True when a Docker engine answers a ping within a few seconds."""
+    try:
+        docker = importlib.import_module("docker")
+        client = docker.from_env(timeout=_DOCKER_PING_TIMEOUT_S)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:  # no SDK, no socket, daemon down: all mean "no Docker"
+        return False
+
+
+@contextlib.contextmanager
+def _kafka_container() -> Iterator[str]:
+    try:
+        module = importlib.import_module("testcontainers.community.kafka")
+    except ImportError:
+        module = importlib.import_module("testcontainers.kafka")
+    container = module.KafkaContainer(KAFKA_CONTAINER_IMAGE).with_kraft()
+    container.start()
+    try:
+        yield str(container.get_bootstrap_server())
+    finally:
+        container.stop()
+
+
+def _stop_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def local_kafka(brokers: int = 1, timeout: float = 120) -> Iterator[LocalCluster]:
+    """A launcher cluster of ``brokers`` nodes in a temp dir on free ports.
+
+    Yields the running :class:`LocalCluster` (for tests that stop and restart
+    nodes); it is stopped and its directory deleted on exit.
+    """
+    state_dir = Path(tempfile.mkdtemp(prefix="tidings-kafka-"))
+    # Free ports picked at random, never 19092, so tests do not collide with a
+    # developer's `tidings dev up` or with a parallel test run.
+    cluster = LocalCluster(state_dir, brokers=brokers, base_port=find_free_base_port(2 * brokers))
+    guard = watchdog.spawn(state_dir, remove=True)
+    # atexit covers a SystemExit/KeyboardInterrupt that skips our finally block.
+    atexit.register(cluster.down)
+    try:
+        cluster.up(timeout=timeout)
+        yield cluster
+    finally:
+        try:
+            cluster.down()
+        finally:
+            atexit.unregister(cluster.down)
+            _stop_process(guard)
+            shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def local_cluster(brokers: int, timeout: float = 120) -> Iterator[str]:
+    """Bootstrap servers of a fresh launcher cluster of ``brokers`` nodes (1 or 3).
+
+    Always uses the local launcher (never Docker or ``KAFKA_BOOTSTRAP_SERVERS``)
+    because multi-broker tests need to know exactly what they run against.
+    """
+    with local_kafka(brokers, timeout=timeout) as cluster:
+        yield cluster.bootstrap
+
+
+@contextlib.contextmanager
+def kafka_bootstrap_servers() -> Iterator[str]:
+    """Bootstrap servers of a real Kafka, started if need be and stopped on exit.
+
+    Resolution order: ``KAFKA_BOOTSTRAP_SERVERS`` (used as is, nothing stopped);
+    a Docker engine (testcontainers' KRaft Kafka); else a single-node cluster
+    from the local launcher (Java 17+; jars fetched from Maven Central once).
+    """
+    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+    if configured:
+        yield configured
+        return
+    with contextlib.ExitStack() as stack:
+        bootstrap: str | None = None
+        if docker_available():
+            try:
+                bootstrap = stack.enter_context(_kafka_container())
+            except Exception as exc:  # e.g. the image cannot be pulled
+                warnings.warn(
+                    f"Docker answers but the Kafka container did not start ({exc}); "
+                    "using the local launcher instead",
+                    stacklevel=2,
+                )
+        if bootstrap is None:
+            bootstrap = stack.enter_context(local_cluster(1))
+        yield bootstrap
