@@ -76,8 +76,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             rows.append((wanted.name, str(partitions), str(replicas), wanted.origin))
         width = max(len(r[0]) for r in rows)
         print(f"{'topic':<{width}}  partitions  replicas  purpose")
-        for name, partitions, replicas, origin in rows:
-            print(f"{name:<{width}}  {partitions:>10}  {replicas:>8}  {origin}")
+        for name, shown_partitions, shown_replicas, origin in rows:
+            print(f"{name:<{width}}  {shown_partitions:>10}  {shown_replicas:>8}  {origin}")
         missing = [r[0] for r in rows if r[1] == "0"]
         if missing:
             raise TidingsError(f"topics missing after apply: {', '.join(missing)}")
