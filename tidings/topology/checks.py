@@ -10,6 +10,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from tidings import compat
+from tidings.codec.catalogue import load_raw, load_version, version_of
+from tidings.events import Event, model_problems
 from tidings.topology import kafka_configs
 from tidings.topology.model import EVENT_NAME, SERVICE_NAME, TOPIC_NAME
 from tidings.topology.source import Path_, Problem
@@ -46,6 +49,10 @@ def check_topology(
         _check_derived_names(topology, report)
     if broker_count is not None:
         check_replication(topology, broker_count, report)
+    sound = _events_with_sound_schema(topology)
+    _check_schema_versions(topology, sound, report)
+    if check_imports:
+        _check_models(topology, sound, report)
     return problems
 
 
@@ -209,18 +216,83 @@ def _check_handlers(topology: Topology, report: Report) -> None:
 
 def handler_import_problem(reference: str) -> str | None:
     """Why ``module:function`` cannot be used as a handler, or None when it can."""
+    target, problem = import_reference(reference, "handler")
+    if problem is None and not callable(target):
+        return f"handler {reference!r} is not callable"
+    return problem
+
+
+def import_reference(reference: str, what: str) -> tuple[object, str | None]:
+    """The object ``module:attr`` names, or why it cannot be imported (``what`` says
+    what the reference is for in the message)."""
     module_name, _, attr = reference.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        return f"handler {reference!r} does not import: no module named {exc.name!r}"
-    except Exception as exc:  # the handler's own module is user code and may raise anything
-        return f"handler {reference!r} does not import: {type(exc).__name__}: {exc}"
+        return None, f"{what} {reference!r} does not import: no module named {exc.name!r}"
+    except Exception as exc:  # the referenced module is user code and may raise anything
+        return None, f"{what} {reference!r} does not import: {type(exc).__name__}: {exc}"
     target = getattr(module, attr, None)
     if target is None:
-        return f"handler {reference!r}: module {module_name!r} has no {attr!r}"
-    if not callable(target):
-        return f"handler {reference!r} is not callable"
+        return None, f"{what} {reference!r}: module {module_name!r} has no {attr!r}"
+    return target, None
+
+
+def _events_with_sound_schema(topology: Topology) -> dict[str, Path]:
+    """Events whose current schema file exists and parses; the others are reported by
+    :func:`_check_events` already, and checking them again would only repeat that."""
+    sound: dict[str, Path] = {}
+    for event, spec in topology.events.items():
+        path = topology.root / spec.schema_path
+        try:
+            load_version(event, 0, path)  # only "does it parse" matters, not the number
+        except ValueError:
+            continue
+        sound[event] = path
+    return sound
+
+
+def _check_schema_versions(
+    topology: Topology, sound: Mapping[str, Path], report: Report
+) -> None:
+    for event in sound:
+        for finding in compat.check_event(topology, event):
+            if finding.severity == "error":
+                report(("events", event, "schema"), finding.message)
+
+
+def _check_models(topology: Topology, sound: Mapping[str, Path], report: Report) -> None:
+    with _on_sys_path(topology.root):
+        for event, spec in topology.events.items():
+            if spec.model is None:
+                continue
+            where = ("events", event, "model")
+            model, problem = import_reference(spec.model, "model")
+            if problem is None:
+                problem = _model_class_problem(spec.model, model, event)
+            if problem is not None:
+                report(where, problem)
+                continue
+            if event not in sound:
+                continue
+            named = version_of(sound[event])
+            version = getattr(model, "schema_version", None)
+            if named is not None and version != named[1]:
+                report(where, f"model {spec.model!r} mirrors schema v{version}, but the "
+                       f"topology writes v{named[1]} ({spec.schema_path})")
+            assert isinstance(model, type)  # _model_class_problem checked it
+            for message in model_problems(model, load_raw(sound[event])):
+                report(where, f"model {spec.model!r} disagrees with {spec.schema_path}: "
+                       f"{message}")
+
+
+def _model_class_problem(reference: str, model: object, event: str) -> str | None:
+    if not (isinstance(model, type) and issubclass(model, Event)):
+        return f"model {reference!r} is not a subclass of tidings.events.Event"
+    declared = getattr(model, "event_type", None)
+    if declared != event:
+        return (f"model {reference!r} is for event {declared!r}, not {event!r}"
+                if declared else f"model {reference!r} does not set event_type")
     return None
 
 

@@ -17,6 +17,7 @@ TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 EVENT_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,199}$")
 HANDLER_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+MODEL_REF = HANDLER_REF  # "package.module:ClassName", the same shape as a handler
 
 DurationField = Annotated[Duration, BeforeValidator(parse_duration)]
 ConfigValue = str | int | float | bool | list[str]
@@ -52,6 +53,15 @@ class EventSpec(_Strict):
     schema_path: str = Field(alias="schema")
     key: str | None = None
     compatibility: Compatibility = "BACKWARD"
+    #: The event's typed model, ``package.module:ClassName`` (a tidings.events.Event).
+    model: str | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _model_shape(cls, value: str | None) -> str | None:
+        if value is not None and not MODEL_REF.match(value):
+            raise ValueError(f"model {value!r} must look like 'package.module:ClassName'")
+        return value
 
 
 class ProducerSpec(_Strict):

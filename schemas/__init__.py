@@ -1,0 +1,22 @@
+"""The shop's Avro schemas (``*.avsc``) and their typed models.
+
+``from schemas import OrderCreated``
+"""
+
+from schemas.models import (
+    InventoryRejected,
+    InventoryReserved,
+    LineItem,
+    OrderCancelled,
+    OrderCreated,
+    ReservedItem,
+)
+
+__all__ = [
+    "InventoryRejected",
+    "InventoryReserved",
+    "LineItem",
+    "OrderCancelled",
+    "OrderCreated",
+    "ReservedItem",
+]

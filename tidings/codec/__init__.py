@@ -1,0 +1,79 @@
+"""Events on the wire: Avro bodies behind a header that names the writer schema.
+
+Two wire formats, one interface (:class:`Codec`): Avro single-object encoding
+needs nothing but the schema files; the Confluent format is used when the
+topology names a schema registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from tidings.codec.catalogue import CatalogueError, SchemaCatalogue, SchemaVersion
+from tidings.codec.decoded import Decoded
+from tidings.codec.errors import (
+    CorruptPayload,
+    DecodeError,
+    EncodeError,
+    RegistryUnavailable,
+    TruncatedPayload,
+    UnexpectedEvent,
+    UnknownSchema,
+    WrongMagic,
+)
+from tidings.codec.fingerprint import fingerprint
+from tidings.codec.registry import RegistryCodec
+from tidings.codec.single_object import SingleObjectCodec
+
+if TYPE_CHECKING:
+    from tidings.topology import Topology
+
+
+class Codec(Protocol):
+    """Turns records into bytes for one event type, and any payload back into a record."""
+
+    def encode(self, event: str, record: Mapping[str, Any]) -> bytes:
+        """``record`` written with the event's current schema version."""
+        ...
+
+    def decode(self, payload: bytes, reader: SchemaVersion | None = None) -> Decoded:
+        """The payload read as ``reader`` (default: as written); raises
+        :class:`DecodeError` for bytes that are not a valid event."""
+        ...
+
+
+def codec_for(topology: Topology, catalogue: SchemaCatalogue | None = None) -> Codec:
+    """The codec the topology asks for: the registry's when ``cluster.schema_registry_url``
+    is set, single-object encoding otherwise."""
+    if catalogue is None:
+        catalogue = SchemaCatalogue.from_topology(topology)
+    url = topology.cluster.schema_registry_url
+    if url:
+        topics = {event: spec.topic for event, spec in topology.events.items()}
+        # Our topics carry several event types (orders: created and cancelled), so one
+        # subject per topic would make the registry check one event against another.
+        return RegistryCodec.from_url(catalogue, url, topics=topics,
+                                      subject_strategy="topic_record")
+    return SingleObjectCodec(catalogue)
+
+
+__all__ = [
+    "CatalogueError",
+    "Codec",
+    "CorruptPayload",
+    "DecodeError",
+    "Decoded",
+    "EncodeError",
+    "RegistryCodec",
+    "RegistryUnavailable",
+    "SchemaCatalogue",
+    "SchemaVersion",
+    "SingleObjectCodec",
+    "TruncatedPayload",
+    "UnexpectedEvent",
+    "UnknownSchema",
+    "WrongMagic",
+    "codec_for",
+    "fingerprint",
+]
