@@ -1,0 +1,72 @@
+"""Names and values of the headers every Tidings event carries on the wire."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+
+EVENT_ID = "event-id"
+EVENT_TYPE = "event-type"
+SCHEMA = "schema"
+OCCURRED_AT = "occurred-at"
+PRODUCER = "producer"
+TRACEPARENT = "traceparent"
+
+# Added when an event is retried or dead-lettered.
+ATTEMPT = "attempt"
+ORIGINAL_TOPIC = "original-topic"
+ORIGINAL_PARTITION = "original-partition"
+ORIGINAL_OFFSET = "original-offset"
+ERROR_CLASS = "error-class"
+ERROR_MESSAGE = "error-message"
+FAILED_AT = "failed-at"
+NOT_BEFORE = "not-before"
+
+Headers = list[tuple[str, bytes]]
+
+
+def new_event_id() -> str:
+    return str(uuid.uuid4())
+
+
+def new_traceparent() -> str:
+    """A W3C trace context for an event that starts a trace (version 00, sampled)."""
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+
+
+def format_timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with milliseconds, e.g. ``2026-11-23T01:02:03.456Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def event_headers(
+    *,
+    event_id: str,
+    event_type: str,
+    schema: str,
+    producer: str,
+    occurred_at: datetime | None = None,
+    traceparent: str | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> Headers:
+    """The standard headers, in a stable order, encoded as UTF-8."""
+    pairs = [
+        (EVENT_ID, event_id),
+        (EVENT_TYPE, event_type),
+        (SCHEMA, schema),
+        (OCCURRED_AT, format_timestamp(occurred_at or datetime.now(UTC))),
+        (PRODUCER, producer),
+        (TRACEPARENT, traceparent or new_traceparent()),
+    ]
+    pairs.extend((extra or {}).items())
+    return [(name, value.encode()) for name, value in pairs]
+
+
+def header_dict(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    """Headers as text; the last value wins for a repeated name."""
+    result: dict[str, str] = {}
+    for name, value in headers or ():
+        result[name] = value.decode("utf-8", "replace") if value is not None else ""
+    return result

@@ -1,0 +1,225 @@
+"""The transactional outbox: events written with the service's own state, relayed later.
+
+A service stages an event in the same database transaction as the state change it
+describes, so either both happen or neither does. A relay publishes staged rows in
+order and marks them sent afterwards; a relay killed between the two republishes
+the row on restart — with the same ``event-id``, which consumers deduplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tidings.db import Database, transaction
+from tidings.prepare import EventPreparer, PreparedEvent
+from tidings.producer_core import DeliveryFailed, ReliableProducer
+
+if TYPE_CHECKING:
+    from tidings.events import Event
+
+log = logging.getLogger("tidings.outbox")
+
+TABLE = "tidings_outbox"
+_SCHEMA = {
+    "sqlite": f"""
+        CREATE TABLE IF NOT EXISTS {TABLE} (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id TEXT NOT NULL UNIQUE,
+            event_type TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            msg_key BLOB,
+            msg_value BLOB NOT NULL,
+            headers TEXT NOT NULL,
+            created_at_ms INTEGER NOT NULL,
+            sent_at_ms INTEGER
+        )""",
+    "postgresql": f"""
+        CREATE TABLE IF NOT EXISTS {TABLE} (
+            id BIGSERIAL PRIMARY KEY,
+            event_id TEXT NOT NULL UNIQUE,
+            event_type TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            msg_key BYTEA,
+            msg_value BYTEA NOT NULL,
+            headers TEXT NOT NULL,
+            created_at_ms BIGINT NOT NULL,
+            sent_at_ms BIGINT
+        )""",
+}
+_PENDING_INDEX = (f"CREATE INDEX IF NOT EXISTS {TABLE}_pending ON {TABLE} (id) "
+                  "WHERE sent_at_ms IS NULL")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def ensure_outbox_table(database: Database, connection: Any) -> None:
+    """Create the outbox table if it is missing (idempotent)."""
+    with transaction(connection):
+        connection.execute(_SCHEMA[database.dialect])
+        connection.execute(_PENDING_INDEX)
+
+
+class Outbox:
+    """Stages events in the service's database, inside the caller's transaction."""
+
+    def __init__(self, database: Database, preparer: EventPreparer) -> None:
+        self.database = database
+        self.preparer = preparer
+
+    def ensure_table(self, connection: Any) -> None:
+        ensure_outbox_table(self.database, connection)
+
+    def stage(self, connection: Any, event: Event, *, event_id: str | None = None) -> str:
+        """Encode ``event`` and insert it on ``connection`` (commit is the caller's).
+
+        Returns the event id, which stays the same however often the row is relayed.
+        """
+        prepared = self.preparer.prepare(event, event_id=event_id)
+        self.stage_prepared(connection, prepared)
+        return prepared.event_id
+
+    def stage_prepared(self, connection: Any, prepared: PreparedEvent) -> None:
+        headers = json.dumps([[name, value.decode()] for name, value in prepared.headers])
+        connection.execute(
+            self.database.sql(
+                f"INSERT INTO {TABLE} (event_id, event_type, topic, msg_key, msg_value, "
+                "headers, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            ),
+            (prepared.event_id, prepared.event_type, prepared.topic, prepared.key,
+             prepared.value, headers, _now_ms()),
+        )
+
+
+@dataclass(frozen=True)
+class OutboxStatus:
+    pending: int
+    sent: int
+    oldest_pending_ms: int | None
+
+
+def read_status(connection: Any) -> OutboxStatus:
+    """How many rows wait to be relayed, and since when."""
+    pending, oldest = connection.execute(
+        f"SELECT COUNT(*), MIN(created_at_ms) FROM {TABLE} WHERE sent_at_ms IS NULL"
+    ).fetchone()
+    sent = connection.execute(
+        f"SELECT COUNT(*) FROM {TABLE} WHERE sent_at_ms IS NOT NULL"
+    ).fetchone()[0]
+    return OutboxStatus(int(pending), int(sent), oldest)
+
+
+class OutboxRelay:
+    """Publishes staged rows in insertion order and marks them sent once delivered."""
+
+    def __init__(
+        self,
+        database: Database,
+        producer: ReliableProducer,
+        *,
+        batch_size: int = 500,
+        idle_wait: float = 0.2,
+        keep_sent_for: float = 24 * 3600,
+    ) -> None:
+        self.database = database
+        self.producer = producer
+        self.batch_size = batch_size
+        self.idle_wait = idle_wait
+        self.keep_sent_ms = int(keep_sent_for * 1000)
+        self._connection = database.connect()
+        ensure_outbox_table(database, self._connection)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.relayed = 0
+
+    def relay_once(self) -> int:
+        """Publish one batch of pending rows; returns how many were delivered."""
+        rows = self._connection.execute(
+            self.database.sql(
+                f"SELECT id, event_id, topic, msg_key, msg_value, headers FROM {TABLE} "
+                "WHERE sent_at_ms IS NULL ORDER BY id LIMIT ?"
+            ),
+            (self.batch_size,),
+        ).fetchall()
+        if not rows:
+            return 0
+        futures = [
+            (row[0], self.producer.send(
+                row[2], bytes(row[4]), key=bytes(row[3]) if row[3] is not None else None,
+                headers=[(n, v.encode()) for n, v in json.loads(row[5])], event_id=row[1]))
+            for row in rows
+        ]
+        delivered: list[int] = []
+        failure: BaseException | None = None
+        for row_id, future in futures:
+            try:
+                future.result(timeout=self.producer.delivery_timeout + 5)
+                delivered.append(row_id)
+            except (DeliveryFailed, TimeoutError) as exc:
+                failure = failure or exc
+        if delivered:
+            self._mark_sent(delivered)
+        self.relayed += len(delivered)
+        if failure is not None:
+            raise DeliveryFailed(f"outbox relay: {len(rows) - len(delivered)} row(s) stay "
+                                 f"pending: {failure}")
+        return len(delivered)
+
+    def _mark_sent(self, ids: list[int]) -> None:
+        now = _now_ms()
+        with transaction(self._connection):
+            self._connection.executemany(
+                self.database.sql(f"UPDATE {TABLE} SET sent_at_ms = ? WHERE id = ?"),
+                [(now, row_id) for row_id in ids],
+            )
+
+    def purge_sent(self) -> int:
+        """Delete rows sent longer ago than ``keep_sent_for``."""
+        with transaction(self._connection):
+            cursor = self._connection.execute(
+                self.database.sql(f"DELETE FROM {TABLE} WHERE sent_at_ms < ?"),
+                (_now_ms() - self.keep_sent_ms,),
+            )
+        return int(cursor.rowcount or 0)
+
+    def status(self) -> OutboxStatus:
+        return read_status(self._connection)
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Relay until ``stop`` is set; a broker outage only delays rows, never drops them."""
+        stop = stop or self._stop
+        backoff = self.idle_wait
+        last_purge = time.monotonic()
+        while not stop.is_set():
+            try:
+                count = self.relay_once()
+                backoff = self.idle_wait
+            except DeliveryFailed as exc:
+                log.warning("%s; retrying in %.1fs", exc, backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            if time.monotonic() - last_purge > 60:
+                self.purge_sent()
+                last_purge = time.monotonic()
+            if count < self.batch_size:
+                stop.wait(self.idle_wait)
+
+    def start(self) -> None:
+        """Relay in a background thread of this process."""
+        self._thread = threading.Thread(target=self.run, name="tidings-outbox-relay",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.producer.close()
+        self._connection.close()

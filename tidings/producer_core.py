@@ -1,0 +1,123 @@
+"""A confluent-kafka producer whose every send resolves a future on delivery.
+
+librdkafka reports delivery through callbacks that run only inside ``poll()``; one
+background thread polls, so synchronous callers, batches and asyncio callers all
+wait on the broker's acknowledgement instead of flushing the whole queue.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from tidings.errors import TidingsError
+from tidings.kafka_clients import with_logger
+
+#: librdkafka's default producer is *not* idempotent; ours always is.
+RELIABLE_DEFAULTS: Mapping[str, Any] = {
+    "enable.idempotence": True,
+    "acks": "all",
+    "linger.ms": 5,
+    "max.in.flight.requests.per.connection": 5,
+}
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where the broker stored an event."""
+
+    topic: str
+    partition: int
+    offset: int
+    event_id: str | None = None
+
+
+class DeliveryFailed(TidingsError):
+    """The broker did not acknowledge an event within the delivery timeout."""
+
+
+class ReliableProducer:
+    """Idempotent, ``acks=all`` producer with per-message delivery futures."""
+
+    def __init__(self, config: Mapping[str, Any], *, delivery_timeout: float = 30.0) -> None:
+        self.bootstrap = str(config.get("bootstrap.servers", "?"))
+        self.delivery_timeout = delivery_timeout
+        merged = {**config, **RELIABLE_DEFAULTS}
+        # Bounds how long a message may wait in librdkafka for the broker, so an
+        # unreachable cluster surfaces as an error instead of an endless retry.
+        merged["message.timeout.ms"] = int(delivery_timeout * 1000)
+        self._producer = Producer(with_logger(merged))
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll_loop, name="tidings-producer-poll",
+                                        daemon=True)
+        self._poller.start()
+
+    def send(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+        event_id: str | None = None,
+        partition: int | None = None,
+    ) -> Future[Delivery]:
+        """Queue one message; the future resolves when the broker has it, or fails."""
+        future: Future[Delivery] = Future()
+
+        def on_delivery(error: KafkaError | None, message: Message) -> None:
+            if error is not None:
+                future.set_exception(DeliveryFailed(self._explain(error, topic, event_id)))
+            else:
+                future.set_result(Delivery(str(message.topic()), message.partition() or 0,
+                                           message.offset() or 0, event_id))
+
+        kwargs: dict[str, Any] = {"key": key, "value": value, "headers": headers,
+                                  "on_delivery": on_delivery}
+        if partition is not None:
+            kwargs["partition"] = partition
+        deadline = time.monotonic() + self.delivery_timeout
+        while True:
+            try:
+                self._producer.produce(topic, **kwargs)
+                return future
+            except BufferError:
+                # The local queue is full: wait for deliveries to drain it, within bounds.
+                if time.monotonic() > deadline:
+                    raise DeliveryFailed(
+                        f"producer queue stayed full for {self.delivery_timeout:g}s; "
+                        f"is the broker at {self.bootstrap} reachable?"
+                    ) from None
+                time.sleep(0.01)
+
+    def flush(self, timeout: float | None = None) -> int:
+        """Wait for queued messages; returns how many are still undelivered."""
+        remaining: int = self._producer.flush(self.delivery_timeout if timeout is None
+                                              else timeout)
+        return remaining
+
+    def close(self, timeout: float | None = None) -> int:
+        remaining = self.flush(timeout)
+        self._stop.set()
+        self._poller.join(timeout=5)
+        return remaining
+
+    def _poll_loop(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.05)
+
+    def _explain(self, error: KafkaError, topic: str, event_id: str | None) -> str:
+        what = f"event {event_id}" if event_id else "message"
+        hint = ""
+        if error.code() in (KafkaError._MSG_TIMED_OUT, KafkaError._TRANSPORT,
+                            KafkaError._ALL_BROKERS_DOWN):
+            hint = f"; is the broker at {self.bootstrap} up?"
+        elif error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            hint = "; run `tidings topology apply` to create it"
+        return f"{what} was not delivered to {topic}: {error.str()}{hint}"

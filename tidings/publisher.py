@@ -1,0 +1,139 @@
+"""Publish typed events for one producer service declared in topology.yaml."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_all
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from tidings.errors import TidingsError
+from tidings.prepare import EventCodec, EventPreparer, PreparedEvent, PublishRefused
+from tidings.producer_core import Delivery, DeliveryFailed, ReliableProducer
+from tidings.settings import Settings, kafka_client_config
+from tidings.topology import Topology, load_topology
+
+if TYPE_CHECKING:
+    from tidings.events import Event
+
+
+class PublishFailed(TidingsError):
+    """Some events of a batch were not delivered; ``deliveries`` has the ones that were."""
+
+    def __init__(self, message: str, deliveries: list[Delivery | None]) -> None:
+        super().__init__(message)
+        self.deliveries = deliveries
+
+
+__all__ = ["Delivery", "DeliveryFailed", "PublishFailed", "PublishRefused", "Publisher"]
+
+
+class Publisher:
+    """Publishes the events a producer service is declared to publish.
+
+    ``publish`` returns only once the broker has the event (idempotent producer,
+    ``acks=all``) or raises within ``delivery_timeout`` seconds. Use it as a context
+    manager so queued events are flushed on exit.
+    """
+
+    def __init__(
+        self,
+        topology: Topology,
+        service: str,
+        *,
+        settings: Settings | None = None,
+        delivery_timeout: float = 30.0,
+        producer_config: dict[str, Any] | None = None,
+        codec: EventCodec | None = None,
+    ) -> None:
+        self.preparer = EventPreparer(topology, service, codec=codec)
+        self.topology = topology
+        self.service = service
+        config = kafka_client_config(settings, topology.cluster.properties,
+                                     topology.cluster.bootstrap_servers)
+        config.update(producer_config or {})
+        self._producer = ReliableProducer(config, delivery_timeout=delivery_timeout)
+        self.delivery_timeout = delivery_timeout
+
+    @classmethod
+    def from_file(cls, path: str | Path, service: str, **kwargs: Any) -> Publisher:
+        """A publisher for ``service`` from a topology file (handlers are not imported)."""
+        return cls(load_topology(path, check_imports=False), service, **kwargs)
+
+    def prepare(self, event: Event, **kwargs: Any) -> PreparedEvent:
+        """Validate, encode and address ``event`` without sending it."""
+        return self.preparer.prepare(event, **kwargs)
+
+    # -- sending ---------------------------------------------------------------------
+
+    def send_prepared(self, prepared: PreparedEvent) -> Future[Delivery]:
+        return self._producer.send(prepared.topic, prepared.value, key=prepared.key,
+                                   headers=prepared.headers, event_id=prepared.event_id)
+
+    def publish(self, event: Event, **kwargs: Any) -> Delivery:
+        """Publish one event; returns where the broker stored it, or raises."""
+        future = self.send_prepared(self.prepare(event, **kwargs))
+        try:
+            return future.result(timeout=self.delivery_timeout + 5)
+        except TimeoutError:
+            raise DeliveryFailed(
+                f"no delivery report within {self.delivery_timeout:g}s "
+                f"from {self._producer.bootstrap}"
+            ) from None
+
+    def publish_many(self, events: Iterable[Event]) -> list[Delivery]:
+        """Publish a batch; returns deliveries in order, or raises :class:`PublishFailed`."""
+        prepared = [self.prepare(event) for event in events]
+        return self.send_all(prepared)
+
+    def send_all(self, prepared: Sequence[PreparedEvent]) -> list[Delivery]:
+        futures = [self.send_prepared(p) for p in prepared]
+        wait_all(futures, timeout=self.delivery_timeout + 5)
+        deliveries: list[Delivery | None] = []
+        errors: list[str] = []
+        for future in futures:
+            if future.done() and future.exception() is None:
+                deliveries.append(future.result())
+            else:
+                deliveries.append(None)
+                error = future.exception() if future.done() else "no delivery report"
+                errors.append(str(error))
+        if errors:
+            raise PublishFailed(
+                f"{len(errors)} of {len(futures)} events were not delivered: {errors[0]}",
+                deliveries,
+            )
+        return [d for d in deliveries if d is not None]
+
+    async def publish_async(self, event: Event, **kwargs: Any) -> Delivery:
+        """Like :meth:`publish`, awaiting the delivery without blocking the event loop."""
+        future = self.send_prepared(self.prepare(event, **kwargs))
+        return await asyncio.wait_for(asyncio.wrap_future(future),
+                                      timeout=self.delivery_timeout + 5)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every queued event is delivered; raises if some are not."""
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            raise DeliveryFailed(f"{remaining} event(s) still undelivered after flush")
+
+    def close(self) -> None:
+        remaining = self._producer.close()
+        if remaining:
+            raise DeliveryFailed(f"{remaining} event(s) undelivered when the publisher closed")
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        remaining = self._producer.close()
+        if remaining and kind is None:
+            raise DeliveryFailed(f"{remaining} event(s) undelivered when the publisher closed")
