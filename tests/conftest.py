@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import signal
 from collections.abc import Iterator
 from types import FrameType
@@ -9,6 +10,7 @@ from types import FrameType
 import pytest
 
 from tidings.testing import kafka_bootstrap_servers
+from tidings.testing_pg import postgres_available, postgres_server
 
 
 def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -31,3 +33,19 @@ def kafka_bootstrap() -> Iterator[str]:
     """
     with kafka_bootstrap_servers() as servers:
         yield servers
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of a real PostgreSQL shared by the session, stopped at its end.
+
+    ``TIDINGS_TEST_POSTGRES_URL`` if set, else a throwaway server from the local
+    PostgreSQL binaries; the test is skipped, saying why, when there are none.
+    """
+    reason = postgres_available()
+    if reason is not None:
+        pytest.skip(f"PostgreSQL unavailable: {reason}")
+    if importlib.util.find_spec("psycopg") is None:
+        pytest.skip("PostgreSQL tests need psycopg (pip install 'psycopg[binary]')")
+    with postgres_server() as url:
+        yield url

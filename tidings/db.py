@@ -3,14 +3,20 @@
 Only what the outbox and the idempotency store need: a DB-API connection, the
 parameter style, and SQLite settings that keep a committed transaction through a
 crash of the process (WAL journal) while letting a relay read as a service writes.
+
+Both kinds of connection behave alike: a statement outside :func:`transaction`
+commits on its own (SQLite ``isolation_level=None``, psycopg ``autocommit=True``),
+so a lone SELECT never leaves a transaction open, and ``execute``/``executemany``
+are methods of the connection itself.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +44,17 @@ class Database:
 
     def connect(self) -> Any:
         if self.dialect == "postgresql":
-            try:
-                import psycopg  # type: ignore[import-not-found]
-            except ImportError:
+            connection_class = _postgres_connection_class()
+            if connection_class is None:
                 raise ConfigError(
                     f"{self.url.split('@')[-1]}: PostgreSQL needs the psycopg package "
-                    "(pip install 'psycopg[binary]')"
-                ) from None
-            return psycopg.connect(self.url)
+                    "(pip install 'tidings[postgres]' or 'psycopg[binary]')"
+                )
+            # autocommit: a statement outside transaction() commits by itself, as on
+            # SQLite; without it a lone SELECT would open a transaction that stays
+            # "idle in transaction" and turns the next transaction() into a savepoint
+            # that is never committed.
+            return connection_class.connect(self.url, autocommit=True)
         path = self.sqlite_path
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(path, timeout=30, isolation_level=None,
@@ -61,13 +70,43 @@ class Database:
         return statement if self.placeholder == "?" else statement.replace("?", "%s")
 
 
+_PG_INTRANS = 2  # psycopg.pq.TransactionStatus.INTRANS
+
+
+@cache
+def _postgres_connection_class() -> Any:
+    """psycopg's Connection with ``executemany``, as sqlite3 has; None without psycopg."""
+    try:
+        import psycopg
+    except ImportError:
+        return None
+
+    class PostgresConnection(psycopg.Connection[Any]):
+        def executemany(self, query: str, params_seq: Iterable[Sequence[Any]]) -> Any:
+            cursor = self.cursor()
+            cursor.executemany(query, params_seq)
+            return cursor
+
+    return PostgresConnection
+
+
 def open_database(url: str) -> Database:
-    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
-        raise ConfigError(
-            f"database URL {url!r} is not supported; use sqlite:///path/to/file.db or "
-            "postgresql://user@host/db"
-        )
-    return Database(url)
+    """The database at ``url``: ``sqlite:///path/to/file.db`` or ``postgresql://...``."""
+    usage = "use sqlite:///path/to/file.db or postgresql://user@host:port/dbname"
+    prefixes = ("sqlite:///", "postgresql://", "postgres://")
+    if url in prefixes:
+        raise ConfigError(f"database URL {url!r} names no database; {usage}")
+    if url.startswith(prefixes):
+        return Database(url)
+    scheme, sep, _ = url.partition("://")
+    if not sep:
+        # Echo the URL only when it cannot hold a password.
+        raise ConfigError(f"database URL {url if '@' not in url else '...'!r} has no "
+                          f"scheme; {usage}")
+    if scheme == "sqlite":
+        raise ConfigError(f"database URL {url!r} needs three slashes after 'sqlite:' "
+                          "(sqlite:///relative.db, sqlite:////absolute/path.db)")
+    raise ConfigError(f"database URL scheme {scheme + ':'!r} is not supported; {usage}")
 
 
 @contextmanager
@@ -82,5 +121,10 @@ def transaction(connection: Any) -> Iterator[Any]:
             raise
         connection.execute("COMMIT")
         return
+    if not connection.autocommit and connection.info.transaction_status == _PG_INTRANS:
+        # psycopg would make this block a savepoint of the implicit transaction, and
+        # nothing would be committed at its end.
+        raise RuntimeError("transaction(): the connection already has an implicit "
+                           "transaction open; open it with Database.connect() (autocommit)")
     with connection.transaction():
         yield connection

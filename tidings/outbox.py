@@ -4,6 +4,12 @@ A service stages an event in the same database transaction as the state change i
 describes, so either both happen or neither does. A relay publishes staged rows in
 order and marks them sent afterwards; a relay killed between the two republishes
 the row on restart — with the same ``event-id``, which consumers deduplicate.
+
+On PostgreSQL several relays may share one table (one per service replica): each
+batch is relayed inside a transaction holding an advisory lock, so one relay at a
+time publishes, in order, and a second relay waits instead of sending the same
+rows again. A relay that dies mid-batch loses its connection, its transaction
+rolls back and the lock goes with it; the next relay republishes that batch.
 """
 
 from __future__ import annotations
@@ -53,6 +59,9 @@ _SCHEMA = {
 }
 _PENDING_INDEX = (f"CREATE INDEX IF NOT EXISTS {TABLE}_pending ON {TABLE} (id) "
                   "WHERE sent_at_ms IS NULL")
+# PostgreSQL advisory lock keys (any bigint, the same in every process using the table).
+_SCHEMA_LOCK = 0x7464_6E67_0001  # CREATE ... IF NOT EXISTS races between connections
+_RELAY_LOCK = 0x7464_6E67_0002   # one relay publishes a batch at a time
 
 
 def _now_ms() -> int:
@@ -62,6 +71,10 @@ def _now_ms() -> int:
 def ensure_outbox_table(database: Database, connection: Any) -> None:
     """Create the outbox table if it is missing (idempotent)."""
     with transaction(connection):
+        if database.dialect == "postgresql":
+            # Two connections running CREATE TABLE IF NOT EXISTS at once can both
+            # decide it is missing; one then fails on a duplicate key in pg_type.
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
         connection.execute(_SCHEMA[database.dialect])
         connection.execute(_PENDING_INDEX)
 
@@ -139,7 +152,28 @@ class OutboxRelay:
         self.relayed = 0
 
     def relay_once(self) -> int:
-        """Publish one batch of pending rows; returns how many were delivered."""
+        """Publish one batch of pending rows; returns how many were delivered.
+
+        On PostgreSQL this returns 0 without reading anything while another relay
+        holds the relay lock (it is publishing a batch of the same table).
+        """
+        if self.database.dialect == "postgresql":
+            with transaction(self._connection):
+                locked = self._connection.execute(
+                    "SELECT pg_try_advisory_xact_lock(%s)", (_RELAY_LOCK,)).fetchone()[0]
+                if not locked:
+                    return 0
+                selected, delivered, failure = self._relay_batch()
+        else:
+            selected, delivered, failure = self._relay_batch()
+        self.relayed += delivered
+        if failure is not None:
+            raise DeliveryFailed(f"outbox relay: {selected - delivered} row(s) stay "
+                                 f"pending: {failure}")
+        return delivered
+
+    def _relay_batch(self) -> tuple[int, int, BaseException | None]:
+        """Send pending rows and mark the delivered ones: (selected, delivered, failure)."""
         rows = self._connection.execute(
             self.database.sql(
                 f"SELECT id, event_id, topic, msg_key, msg_value, headers FROM {TABLE} "
@@ -148,7 +182,7 @@ class OutboxRelay:
             (self.batch_size,),
         ).fetchall()
         if not rows:
-            return 0
+            return 0, 0, None
         futures = [
             (row[0], self.producer.send(
                 row[2], bytes(row[4]), key=bytes(row[3]) if row[3] is not None else None,
@@ -165,17 +199,18 @@ class OutboxRelay:
                 failure = failure or exc
         if delivered:
             self._mark_sent(delivered)
-        self.relayed += len(delivered)
-        if failure is not None:
-            raise DeliveryFailed(f"outbox relay: {len(rows) - len(delivered)} row(s) stay "
-                                 f"pending: {failure}")
-        return len(delivered)
+        return len(rows), len(delivered), failure
 
     def _mark_sent(self, ids: list[int]) -> None:
         now = _now_ms()
+        if self.database.dialect == "postgresql":
+            # Inside relay_once's transaction: committed with the lock's release.
+            self._connection.execute(
+                f"UPDATE {TABLE} SET sent_at_ms = %s WHERE id = ANY(%s)", (now, ids))
+            return
         with transaction(self._connection):
             self._connection.executemany(
-                self.database.sql(f"UPDATE {TABLE} SET sent_at_ms = ? WHERE id = ?"),
+                f"UPDATE {TABLE} SET sent_at_ms = ? WHERE id = ?",
                 [(now, row_id) for row_id in ids],
             )
 
