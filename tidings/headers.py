@@ -64,9 +64,15 @@ def event_headers(
     return [(name, value.encode()) for name, value in pairs]
 
 
-def header_dict(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
+def header_dict(
+    headers: Iterable[tuple[str, str | bytes | None]] | Mapping[str, str | bytes | None] | None,
+) -> dict[str, str]:
     """Headers as text; the last value wins for a repeated name."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
     result: dict[str, str] = {}
-    for name, value in headers or ():
-        result[name] = value.decode("utf-8", "replace") if value is not None else ""
+    for name, value in pairs:
+        if isinstance(value, bytes):
+            result[name] = value.decode("utf-8", "replace")
+        else:
+            result[name] = value or ""
     return result

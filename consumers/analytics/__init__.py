@@ -1,15 +1,12 @@
-"""The analytics consumer group (a batch consumer).
+"""The analytics consumer group (a batch consumer): orders and revenue per minute,
+units and revenue per SKU, cancellations per minute.
 
-The service itself arrives with the consumer-runtime issue; until then its handler
-refuses to run rather than pretending to work.
+See :mod:`consumers.analytics.handler` for what it counts and how it writes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from consumers.analytics.handler import handle_batch, setup
+from consumers.analytics.report import AnalyticsReport, SkuTotal, analytics_report
 
-
-def handle_batch(events: Sequence[Any], ctx: Any) -> None:
-    """Handle a batch of events for the analytics group."""
-    raise NotImplementedError("the analytics service is not built yet (consumer-runtime issue)")
+__all__ = ["AnalyticsReport", "SkuTotal", "analytics_report", "handle_batch", "setup"]

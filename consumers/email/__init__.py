@@ -1,14 +1,15 @@
-"""The email consumer group.
+"""The email consumer group: an order confirmation per ``order.created``, over SMTP.
 
-The service itself (its store, its effects, retries) arrives with the consumer-runtime
-issue; until then its handler refuses to run rather than pretending to work.
+Settings: ``EMAIL_SMTP_HOST`` / ``EMAIL_SMTP_PORT`` (default 127.0.0.1:8025),
+``EMAIL_FROM``, and optionally ``EMAIL_SMTP_STARTTLS``, ``EMAIL_SMTP_USERNAME``,
+``EMAIL_SMTP_PASSWORD``, ``EMAIL_SMTP_TIMEOUT``. For a local server that stores
+what it receives, see :mod:`consumers.email.smtp_sink`. How often a mail can be sent
+(at least once; twice only in a narrow crash window) is in :mod:`.handler`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from consumers.email.handler import handle, setup
+from consumers.email.smtp import PermanentMailError, TransientMailError
 
-
-def handle(event: Any, ctx: Any) -> None:
-    """Handle one event for the email group."""
-    raise NotImplementedError("the email service is not built yet (consumer-runtime issue)")
+__all__ = ["PermanentMailError", "TransientMailError", "handle", "setup"]

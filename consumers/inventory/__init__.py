@@ -1,14 +1,15 @@
-"""The inventory consumer group.
+"""The inventory consumer group: stock per SKU, reserved or rejected per order.
 
-The service itself (its store, its effects, retries) arrives with the consumer-runtime
-issue; until then its handler refuses to run rather than pretending to work.
+``order.created`` -> every line in stock: the units are taken and
+``inventory.reserved`` is published; otherwise nothing is taken and
+``inventory.rejected`` names the first short SKU. ``order.cancelled`` gives a
+reservation's units back. Initial stock: ``INVENTORY_INITIAL_STOCK`` or
+``stock.yaml`` beside this file (see :mod:`consumers.inventory.settings`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from consumers.inventory.handler import handle, setup
+from consumers.inventory.report import InventoryReport, inventory_report
 
-
-def handle(event: Any, ctx: Any) -> None:
-    """Handle one event for the inventory group."""
-    raise NotImplementedError("the inventory service is not built yet (consumer-runtime issue)")
+__all__ = ["InventoryReport", "handle", "inventory_report", "setup"]

@@ -16,7 +16,7 @@ from tidings.errors import TidingsError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tidings.cli import demo, dev, publish_cmd, schemas_cmd, topology_cmd
+    from tidings.cli import demo, dev, publish_cmd, run_cmd, schemas_cmd, topology_cmd
 
     parser = argparse.ArgumentParser(
         prog="tidings",
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (dev, topology_cmd, schemas_cmd, publish_cmd, demo):
+    for module in (dev, topology_cmd, schemas_cmd, publish_cmd, run_cmd, demo):
         module.register(sub)
     return parser
 

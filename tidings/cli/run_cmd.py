@@ -1,0 +1,58 @@
+"""``tidings run SERVICE``: run a consumer-group service declared in topology.yaml."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from tidings.consumer.group import resolve_group
+from tidings.consumer.runtime import ConsumerRuntime, RuntimeOptions
+from tidings.db import open_database
+from tidings.settings import Settings, kafka_client_config
+from tidings.topology import load_topology
+
+
+def register(sub: Any) -> None:
+    run = sub.add_parser("run", help="run a consumer-group service from topology.yaml")
+    run.add_argument("service", help="the consumer group, e.g. inventory")
+    run.add_argument("-f", "--file", type=Path, default=None, help="the topology file")
+    run.add_argument("--database", default=None,
+                     help="the group's database URL (default: $TIDINGS_DATABASE_URL or "
+                          "sqlite:///.tidings/SERVICE.db)")
+    run.add_argument("--metrics-port", type=int, default=None,
+                     help="serve /metrics and /healthz on this port "
+                          "(default: $TIDINGS_METRICS_PORT; 0 picks one)")
+    run.add_argument("--concurrency", type=int, default=None,
+                     help="override the topology's concurrency for this instance")
+    run.add_argument("--shutdown-timeout", type=float, default=30.0,
+                     help="seconds in-flight events get to finish on SIGTERM (default 30)")
+    run.set_defaults(func=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=os.environ.get("TIDINGS_LOG_LEVEL", "INFO"),
+                        format=f"%(asctime)s {args.service} %(levelname)s %(message)s")
+    topology = load_topology(Path(args.file) if args.file else Settings().topology)
+    url = args.database or os.environ.get("TIDINGS_DATABASE_URL") \
+        or f"sqlite:///.tidings/{args.service}.db"
+    setup = resolve_group(topology, args.service, open_database(url))
+    port = args.metrics_port
+    if port is None and os.environ.get("TIDINGS_METRICS_PORT"):
+        port = int(os.environ["TIDINGS_METRICS_PORT"])
+    runtime = ConsumerRuntime(
+        setup,
+        kafka_client_config(None, topology.cluster.properties,
+                            topology.cluster.bootstrap_servers),
+        RuntimeOptions(concurrency=args.concurrency, metrics_port=port,
+                       shutdown_timeout=args.shutdown_timeout),
+    )
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: runtime.stop())
+    runtime.run()
+    counts = ", ".join(f"{n} {o.value}" for o, n in runtime.counts.items() if n)
+    logging.getLogger("tidings.consumer").info("done: %s", counts or "no events")
+    return 0

@@ -1,0 +1,395 @@
+"""The consumer-group runtime behind ``tidings run SERVICE``.
+
+One thread polls Kafka and owns the consumer; worker threads run handlers. Events
+are sharded to workers by key, so one key's events stay in order while other keys
+run in parallel. Offsets are committed only up to the lowest unfinished event of
+each partition, after the handler's effects (or the event's move to a retry tier or
+the DLQ) are durable. A retry-tier partition whose head event is not yet due is
+paused and rewound to it, never slept on, so every other partition keeps flowing.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from tidings import headers as h
+from tidings.consumer.group import GroupSetup
+from tidings.consumer.idempotency import IdempotencyStore
+from tidings.consumer.metrics import ConsumerMetrics, HealthState, serve_metrics
+from tidings.consumer.offsets import OffsetTracker
+from tidings.consumer.processing import EventProcessor, Outcome
+from tidings.consumer.retry import not_before
+from tidings.db import transaction
+from tidings.kafka_clients import with_logger
+from tidings.outbox import OutboxRelay, ensure_outbox_table
+from tidings.producer_core import ReliableProducer
+
+log = logging.getLogger("tidings.consumer")
+
+TP = tuple[str, int]
+
+
+@dataclass
+class RuntimeOptions:
+    concurrency: int | None = None  # default: the topology's `concurrency:`
+    max_in_flight: int = 1000
+    commit_interval: float = 1.0
+    shutdown_timeout: float = 30.0
+    metrics_port: int | None = None  # None: no HTTP endpoint; 0: any free port
+    fetch_batch: int = 500
+    session_timeout_ms: int = 10_000
+    instance_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+
+@dataclass
+class _Done:
+    tp: TP
+    offsets: list[int]
+    outcomes: list[Outcome] | None
+    error: BaseException | None = None
+
+
+class ConsumerRuntime:
+    """Runs one consumer group until :meth:`stop` (or SIGTERM via the CLI)."""
+
+    def __init__(self, setup: GroupSetup, kafka_config: Mapping[str, Any],
+                 options: RuntimeOptions | None = None) -> None:
+        self.setup = setup
+        self.options = options or RuntimeOptions()
+        self.group = setup.group
+        self.metrics = ConsumerMetrics(setup.group)
+        self.health = HealthState()
+        self.kafka_config = dict(kafka_config)
+        self.producer = ReliableProducer(kafka_config)
+        self._stopping = threading.Event()
+        self._fatal: BaseException | None = None
+        self._done: queue.Queue[_Done] = queue.Queue()
+        self._trackers: dict[TP, OffsetTracker] = {}
+        self._committed: dict[TP, int] = {}
+        self._held: dict[TP, int] = {}  # retry partitions paused until this epoch ms
+        self._started_at: dict[TP, dict[int, float]] = {}
+        self._backpressure = False
+        self._batch: list[Message] = []
+        self._batch_since = 0.0
+        concurrency = 1 if setup.is_batch else (self.options.concurrency or setup.spec.concurrency)
+        self._queues: list[queue.Queue[Any]] = [queue.Queue() for _ in range(concurrency)]
+        self._workers: list[threading.Thread] = []
+        self._relay: OutboxRelay | None = None
+        self.metrics_server: Any = None
+        self.counts: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
+        self.health.oldest_in_flight = self._oldest_in_flight
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def run(self) -> None:
+        """Consume until stopped; raises if a failed event could not be routed."""
+        self._prepare_database()
+        if self.options.metrics_port is not None:
+            self.metrics_server = serve_metrics(self.metrics, self.health,
+                                                self.options.metrics_port)
+        if self.setup.preparer is not None:
+            self._relay = OutboxRelay(self.setup.database, ReliableProducer(self.kafka_config))
+            self._relay.start()
+        for index, work in enumerate(self._queues):
+            worker = threading.Thread(target=self._work, args=(work,),
+                                      name=f"tidings-{self.group}-worker-{index}", daemon=True)
+            worker.start()
+            self._workers.append(worker)
+        consumer = Consumer(with_logger({
+            **self.kafka_config,
+            "group.id": self.group,
+            "client.id": f"{self.group}-{self.options.instance_id}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": self.options.session_timeout_ms,
+            "heartbeat.interval.ms": max(500, self.options.session_timeout_ms // 10),
+        }))
+        self._consumer = consumer
+        consumer.subscribe(self.setup.topics, on_assign=self._on_assign,
+                           on_revoke=self._on_revoke, on_lost=self._on_lost)
+        self.health.started = True
+        log.info("%s: consuming %s", self.group, ", ".join(self.setup.topics))
+        try:
+            self._loop(consumer)
+        finally:
+            self._shutdown(consumer)
+        if self._fatal is not None:
+            raise self._fatal
+
+    def stop(self) -> None:
+        """Stop fetching, finish in-flight events, commit, leave the group (thread-safe)."""
+        self._stopping.set()
+
+    @property
+    def metrics_port(self) -> int | None:
+        return int(self.metrics_server.server_address[1]) if self.metrics_server else None
+
+    def _prepare_database(self) -> None:
+        database = self.setup.database
+        connection = database.connect()
+        try:
+            IdempotencyStore(database, self.group).create(connection)
+            if self.setup.preparer is not None:
+                ensure_outbox_table(database, connection)
+            if self.setup.setup_hook is not None:
+                with transaction(connection):
+                    self.setup.setup_hook(connection, database)
+        finally:
+            connection.close()
+
+    # -- the poll loop ---------------------------------------------------------------
+
+    def _loop(self, consumer: Consumer) -> None:
+        last_commit = last_lag = time.monotonic()
+        while not self._stopping.is_set():
+            self.health.polled()
+            self._resume_due(consumer)
+            for message in consumer.consume(self.options.fetch_batch, timeout=0.1):
+                error = message.error()
+                if error is not None:
+                    self._on_consume_error(error)
+                    continue
+                self._accept(consumer, message)
+            self._flush_batch(force=False)
+            self._drain_done()
+            self._apply_backpressure(consumer)
+            now = time.monotonic()
+            if now - last_commit >= self.options.commit_interval:
+                self._commit(consumer)
+                last_commit = now
+            if now - last_lag >= 5:
+                self._update_lag(consumer)
+                last_lag = now
+
+    def _accept(self, consumer: Consumer, message: Message) -> None:
+        tp = (str(message.topic()), message.partition() or 0)
+        offset = message.offset() or 0
+        if tp in self._held:
+            return  # fetched before the pause took effect; it is refetched on resume
+        if self.setup.is_retry_topic(tp[0]):
+            due = not_before(h.header_dict(message.headers()))
+            if due is not None and due > time.time() * 1000:
+                self._hold(consumer, tp, offset, due)
+                return
+        self._trackers.setdefault(tp, OffsetTracker()).started(offset)
+        self._started_at.setdefault(tp, {})[offset] = time.monotonic()
+        if self.setup.is_batch:
+            if not self._batch:
+                self._batch_since = time.monotonic()
+            self._batch.append(message)
+            self._flush_batch(force=False)
+            return
+        key = message.key()
+        shard = (zlib.crc32(key) if key is not None else tp[1]) % len(self._queues)
+        self._queues[shard].put(message)
+
+    def _flush_batch(self, *, force: bool) -> None:
+        if not self._batch:
+            return
+        spec = self.setup.spec.batch
+        assert spec is not None
+        full = len(self._batch) >= spec.max_events
+        waited = time.monotonic() - self._batch_since >= spec.max_wait.seconds
+        if force or full or waited:
+            batch, self._batch = self._batch, []
+            self._queues[0].put(batch)
+
+    def _hold(self, consumer: Consumer, tp: TP, offset: int, due_ms: int) -> None:
+        # Pause and rewind to the head event: the partition costs nothing while it waits
+        # and is fetched again from that event once it is due.
+        partition = TopicPartition(tp[0], tp[1])
+        consumer.pause([partition])
+        consumer.seek(TopicPartition(tp[0], tp[1], offset))
+        self._held[tp] = due_ms
+
+    def _resume_due(self, consumer: Consumer) -> None:
+        if not self._held:
+            return
+        now_ms = time.time() * 1000
+        due = [tp for tp, at in self._held.items() if at <= now_ms]
+        for tp in due:
+            del self._held[tp]
+        if due and not self._backpressure:
+            consumer.resume([TopicPartition(t, p) for t, p in due])
+
+    def _on_consume_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        if error.fatal():
+            raise KafkaException(error)
+        log.warning("%s: consumer error: %s", self.group, error.str())
+
+    # -- workers -------------------------------------------------------------------
+
+    def _work(self, work: queue.Queue[Any]) -> None:
+        processor = EventProcessor(self.setup, self.producer, self.metrics)
+        try:
+            while True:
+                item = work.get()
+                if item is None:
+                    return
+                messages: list[Message] = item if isinstance(item, list) else [item]
+                try:
+                    if isinstance(item, list):
+                        outcomes = processor.process_batch(messages)
+                    else:
+                        outcomes = [processor.process(item)]
+                    error: BaseException | None = None
+                except BaseException as exc:  # routing failed: stop without committing
+                    outcomes, error = None, exc
+                by_tp: dict[TP, list[int]] = {}
+                for message in messages:
+                    by_tp.setdefault((str(message.topic()), message.partition() or 0),
+                                     []).append(message.offset() or 0)
+                for tp, offsets in by_tp.items():
+                    self._done.put(_Done(tp, offsets, outcomes, error))
+        finally:
+            processor.close()
+
+    def _drain_done(self, block: float = 0.0) -> int:
+        drained = 0
+        deadline = time.monotonic() + block
+        while True:
+            try:
+                timeout = max(0.0, deadline - time.monotonic())
+                done = self._done.get(timeout=timeout) if block else self._done.get_nowait()
+            except queue.Empty:
+                return drained
+            drained += 1
+            if done.error is not None:
+                log.error("%s: could not route a failed event: %s", self.group, done.error)
+                self._fatal = self._fatal or done.error
+                self._stopping.set()
+                continue
+            tracker = self._trackers.get(done.tp)
+            started = self._started_at.get(done.tp, {})
+            for offset in done.offsets:
+                if tracker is not None:
+                    tracker.finished(offset)
+                started.pop(offset, None)
+            for outcome in done.outcomes or ():
+                self.counts[outcome] += 1
+            if block:
+                return drained
+
+    def _in_flight(self) -> int:
+        return sum(t.in_flight for t in self._trackers.values())
+
+    def _oldest_in_flight(self) -> float | None:
+        starts = [min(s.values()) for s in self._started_at.values() if s]
+        return min(starts) if starts else None
+
+    def _apply_backpressure(self, consumer: Consumer) -> None:
+        in_flight = self._in_flight()
+        self.metrics.in_flight.labels(self.group).set(in_flight)
+        limit = self.options.max_in_flight
+        if not self._backpressure and in_flight >= limit:
+            self._backpressure = True
+            consumer.pause(consumer.assignment())
+            log.info("%s: %d events in flight, pausing fetch", self.group, in_flight)
+        elif self._backpressure and in_flight <= limit // 2:
+            self._backpressure = False
+            consumer.resume([tp for tp in consumer.assignment()
+                             if (tp.topic, tp.partition) not in self._held])
+
+    # -- offsets -------------------------------------------------------------------
+
+    def _commit(self, consumer: Consumer, only: set[TP] | None = None) -> None:
+        offsets = []
+        for tp, tracker in self._trackers.items():
+            if only is not None and tp not in only:
+                continue
+            position = tracker.committable
+            if position is not None and self._committed.get(tp) != position:
+                offsets.append(TopicPartition(tp[0], tp[1], position))
+        if not offsets:
+            return
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            log.warning("%s: commit failed (%s); it is retried", self.group, exc.args[0])
+            return
+        for partition in offsets:
+            self._committed[(partition.topic, partition.partition)] = partition.offset
+
+    def _update_lag(self, consumer: Consumer) -> None:
+        for partition in consumer.assignment():
+            tp = (partition.topic, partition.partition)
+            try:
+                _, high = consumer.get_watermark_offsets(partition, timeout=1, cached=False)
+            except KafkaException:
+                continue
+            position = self._committed.get(tp)
+            if position is None:
+                tracker = self._trackers.get(tp)
+                position = tracker.committable if tracker else None
+            if position is not None:
+                self.metrics.lag.labels(self.group, tp[0], str(tp[1])).set(
+                    max(0, high - position))
+
+    # -- rebalance -------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("%s: assigned %d partition(s)", self.group, len(partitions))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        revoked = {(p.topic, p.partition) for p in partitions}
+        self._flush_batch(force=True)
+        self._wait_for(lambda: all(self._trackers.get(tp, OffsetTracker()).in_flight == 0
+                                   for tp in revoked))
+        self._commit(consumer, only=revoked)
+        self._forget(revoked)
+        log.info("%s: revoked %d partition(s), offsets committed", self.group, len(partitions))
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._forget({(p.topic, p.partition) for p in partitions})
+
+    def _forget(self, partitions: set[TP]) -> None:
+        for tp in partitions:
+            self._trackers.pop(tp, None)
+            self._committed.pop(tp, None)
+            self._held.pop(tp, None)
+            self._started_at.pop(tp, None)
+
+    def _wait_for(self, condition: Callable[[], bool]) -> bool:
+        deadline = time.monotonic() + self.options.shutdown_timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                log.warning("%s: in-flight events did not finish in %.0fs", self.group,
+                            self.options.shutdown_timeout)
+                return False
+            self._drain_done(block=0.1)
+        return True
+
+    def _shutdown(self, consumer: Consumer) -> None:
+        try:
+            assignment = consumer.assignment()
+            if assignment:
+                consumer.pause(assignment)
+            self._flush_batch(force=True)
+            self._wait_for(lambda: self._in_flight() == 0 or self._fatal is not None)
+            self._drain_done()
+            if self._fatal is None:
+                self._commit(consumer)
+        finally:
+            consumer.close()  # leaves the group, so the partitions move on at once
+            for work in self._queues:
+                work.put(None)
+            for worker in self._workers:
+                worker.join(timeout=5)
+            if self._relay is not None:
+                self._relay.stop()
+            self.producer.close()
+            if self.metrics_server is not None:
+                self.metrics_server.shutdown()
+            log.info("%s: stopped", self.group)
