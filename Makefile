@@ -19,7 +19,7 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check tidings tests producers consumers schemas benchmarks
+	$(BIN)/ruff check tidings tests producers consumers schemas ops benchmarks
 	$(BIN)/mypy
 
 $(STAMP): pyproject.toml

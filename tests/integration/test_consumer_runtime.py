@@ -154,6 +154,8 @@ def test_metrics_and_health_endpoint_match_the_run(tmp_path: Path) -> None:
             port, f"tidings_events_processed_total{{{labels}}} 3.0"), 10)
         text = eventually(lambda: _metrics_with(
             port, f'tidings_events_in_flight{{group="{group.name}"}} 0.0'), 10)
+        eventually(lambda: _metrics_with(port, f'tidings_consumer_lag{{group="{group.name}"'),
+                   15, "the lag gauge")
         health = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
         assert health.status == 200
     assert f"tidings_events_consumed_total{{{labels}}} 4.0" in text

@@ -16,7 +16,16 @@ from tidings.errors import TidingsError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tidings.cli import demo, dev, publish_cmd, run_cmd, schemas_cmd, topology_cmd
+    from tidings.cli import (
+        demo,
+        dev,
+        dlq_cmd,
+        publish_cmd,
+        replay_cmd,
+        run_cmd,
+        schemas_cmd,
+        topology_cmd,
+    )
 
     parser = argparse.ArgumentParser(
         prog="tidings",
@@ -24,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (dev, topology_cmd, schemas_cmd, publish_cmd, run_cmd, demo):
+    for module in (dev, topology_cmd, schemas_cmd, publish_cmd, run_cmd, replay_cmd, dlq_cmd,
+                   demo):
         module.register(sub)
     return parser
 
@@ -32,7 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if args.command != "demo":
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.demo_args = [*extra, *args.demo_args]  # the demo parses its own options
     try:
         code: int = args.func(args)
     except TidingsError as exc:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka.admin import OffsetSpec
 
 from tidings import headers as h
 from tidings.consumer.group import GroupSetup
@@ -30,7 +31,7 @@ from tidings.consumer.offsets import OffsetTracker
 from tidings.consumer.processing import EventProcessor, Outcome
 from tidings.consumer.retry import not_before
 from tidings.db import transaction
-from tidings.kafka_clients import with_logger
+from tidings.kafka_clients import admin_client, with_logger
 from tidings.outbox import OutboxRelay, ensure_outbox_table
 from tidings.producer_core import ReliableProducer
 
@@ -76,6 +77,7 @@ class ConsumerRuntime:
         self._done: queue.Queue[_Done] = queue.Queue()
         self._trackers: dict[TP, OffsetTracker] = {}
         self._committed: dict[TP, int] = {}
+        self._committed_view: dict[TP, int] = {}
         self._held: dict[TP, int] = {}  # retry partitions paused until this epoch ms
         self._started_at: dict[TP, dict[int, float]] = {}
         self._backpressure = False
@@ -118,6 +120,8 @@ class ConsumerRuntime:
         consumer.subscribe(self.setup.topics, on_assign=self._on_assign,
                            on_revoke=self._on_revoke, on_lost=self._on_lost)
         self.health.started = True
+        threading.Thread(target=self._lag_loop, name=f"tidings-{self.group}-lag",
+                         daemon=True).start()
         log.info("%s: consuming %s", self.group, ", ".join(self.setup.topics))
         try:
             self._loop(consumer)
@@ -150,7 +154,7 @@ class ConsumerRuntime:
     # -- the poll loop ---------------------------------------------------------------
 
     def _loop(self, consumer: Consumer) -> None:
-        last_commit = last_lag = time.monotonic()
+        last_commit = time.monotonic()
         while not self._stopping.is_set():
             self.health.polled()
             self._resume_due(consumer)
@@ -167,9 +171,6 @@ class ConsumerRuntime:
             if now - last_commit >= self.options.commit_interval:
                 self._commit(consumer)
                 last_commit = now
-            if now - last_lag >= 5:
-                self._update_lag(consumer)
-                last_lag = now
 
     def _accept(self, consumer: Consumer, message: Message) -> None:
         tp = (str(message.topic()), message.partition() or 0)
@@ -321,21 +322,28 @@ class ConsumerRuntime:
             return
         for partition in offsets:
             self._committed[(partition.topic, partition.partition)] = partition.offset
+        self._committed_view = dict(self._committed)  # a snapshot the lag thread may read
 
-    def _update_lag(self, consumer: Consumer) -> None:
-        for partition in consumer.assignment():
-            tp = (partition.topic, partition.partition)
-            try:
-                _, high = consumer.get_watermark_offsets(partition, timeout=1, cached=False)
-            except KafkaException:
+    def _lag_loop(self) -> None:
+        """Lag per partition, off the poll thread: one ListOffsets request for all of them
+        every few seconds (asking partition by partition stalled the loop for seconds)."""
+        admin = admin_client(self.kafka_config)
+        while not self._stopping.wait(5):
+            committed = dict(self._committed_view)
+            if not committed:
                 continue
-            position = self._committed.get(tp)
-            if position is None:
-                tracker = self._trackers.get(tp)
-                position = tracker.committable if tracker else None
-            if position is not None:
-                self.metrics.lag.labels(self.group, tp[0], str(tp[1])).set(
-                    max(0, high - position))
+            try:
+                futures = admin.list_offsets(
+                    {TopicPartition(t, p): OffsetSpec.latest() for t, p in committed},
+                    request_timeout=5)
+                for partition, future in futures.items():
+                    high = future.result(timeout=10).offset
+                    tp = (partition.topic, partition.partition)
+                    if tp in committed:
+                        self.metrics.lag.labels(self.group, tp[0], str(tp[1])).set(
+                            max(0, high - committed[tp]))
+            except Exception as exc:  # lag is informational: never let it stop consuming
+                log.debug("%s: lag not updated: %s", self.group, exc)
 
     # -- rebalance -------------------------------------------------------------------
 
@@ -355,6 +363,7 @@ class ConsumerRuntime:
         self._forget({(p.topic, p.partition) for p in partitions})
 
     def _forget(self, partitions: set[TP]) -> None:
+        self._committed_view = {}  # replaced, never mutated: the lag thread copies it
         for tp in partitions:
             self._trackers.pop(tp, None)
             self._committed.pop(tp, None)

@@ -1,0 +1,1 @@
+"""Running Tidings: the local demo and operational tooling."""

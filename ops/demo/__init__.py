@@ -1,0 +1,1 @@
+"""``tidings demo``: the whole shop on one machine, checked number by number."""
