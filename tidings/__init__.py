@@ -1,6 +1,43 @@
-"""Tidings: event streaming pub/sub on Apache Kafka."""
+"""Tidings: event-streaming pub/sub on Apache Kafka.
+
+The names most code needs are importable from here; they load lazily, so that
+``import tidings`` stays cheap for the CLI and free of import cycles.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from tidings.errors import BrokerUnavailable, ConfigError, TidingsError
 
-__all__ = ["BrokerUnavailable", "ConfigError", "TidingsError"]
+if TYPE_CHECKING:
+    from tidings.consumer.context import BatchContext, HandlerContext, NonRetryableError
+    from tidings.events import Event, Record
+    from tidings.outbox import Outbox, OutboxRelay
+    from tidings.publisher import Publisher
+    from tidings.topology import Topology, load_topology
+
+_LAZY = {
+    "Publisher": "tidings.publisher",
+    "Outbox": "tidings.outbox",
+    "OutboxRelay": "tidings.outbox",
+    "Event": "tidings.events",
+    "Record": "tidings.events",
+    "HandlerContext": "tidings.consumer.context",
+    "BatchContext": "tidings.consumer.context",
+    "NonRetryableError": "tidings.consumer.context",
+    "Topology": "tidings.topology",
+    "load_topology": "tidings.topology",
+}
+
+__all__ = ["BatchContext", "BrokerUnavailable", "ConfigError", "Event", "HandlerContext",
+           "NonRetryableError", "Outbox", "OutboxRelay", "Publisher", "Record",
+           "TidingsError", "Topology", "load_topology"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'tidings' has no attribute {name!r}")
