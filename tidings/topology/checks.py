@@ -5,14 +5,13 @@ from __future__ import annotations
 import difflib
 import importlib
 import json
-import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
 from pathlib import Path
 
 from tidings import compat
 from tidings.codec.catalogue import load_raw, load_version, version_of
 from tidings.events import Event, model_problems
+from tidings.imports import on_sys_path
 from tidings.topology import kafka_configs
 from tidings.topology.model import EVENT_NAME, SERVICE_NAME, TOPIC_NAME
 from tidings.topology.source import Path_, Problem
@@ -193,21 +192,8 @@ def _check_references(
             labels.setdefault(delay.label, index)
 
 
-@contextmanager
-def _on_sys_path(directory: Path) -> Iterator[None]:
-    entry = str(directory)
-    added = entry not in sys.path
-    if added:
-        sys.path.insert(0, entry)
-    try:
-        yield
-    finally:
-        if added:
-            sys.path.remove(entry)
-
-
 def _check_handlers(topology: Topology, report: Report) -> None:
-    with _on_sys_path(topology.root):
+    with on_sys_path(topology.root):
         for name, consumer in topology.consumers.items():
             problem = handler_import_problem(consumer.handler)
             if problem:
@@ -262,7 +248,7 @@ def _check_schema_versions(
 
 
 def _check_models(topology: Topology, sound: Mapping[str, Path], report: Report) -> None:
-    with _on_sys_path(topology.root):
+    with on_sys_path(topology.root):
         for event, spec in topology.events.items():
             if spec.model is None:
                 continue

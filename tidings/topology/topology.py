@@ -16,7 +16,7 @@ from tidings.topology.model import (
     ProducerSpec,
     TopicSpec,
 )
-from tidings.topology.source import Path_
+from tidings.topology.source import Path_, nearest_line
 
 
 def retry_topic_name(topic: str, group: str, delay: Duration) -> str:
@@ -70,12 +70,8 @@ class Topology:
         return self.path.parent
 
     def line_of(self, path: Path_) -> int | None:
-        probe = tuple(path)
-        while probe:
-            if probe in self.lines:
-                return self.lines[probe]
-            probe = probe[:-1]
-        return None
+        """The line in the file where ``path`` (or its nearest ancestor) is declared."""
+        return nearest_line(self.lines, path)
 
     def schema_file(self, event: str) -> Path:
         return self.root / self.events[event].schema_path
