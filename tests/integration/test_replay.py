@@ -122,11 +122,13 @@ def test_a_bounded_throttled_copy_resumed_after_a_kill_delivers_the_window_once(
 
         args = ["replay", "-f", str(group.topology.path), "--group", group.name, "--topic",
                 group.topic, "--from", iso(t1), "--to", iso(t2), "--reprocess", "--yes"]
-        child = subprocess.Popen([sys.executable, "-m", "tidings", *args, "--rate", "20"],
+        # Slow enough (60 events at 5/s) that the kill lands mid-copy even on a busy machine.
+        child = subprocess.Popen([sys.executable, "-m", "tidings", *args, "--rate", "5"],
                                  env={**os.environ}, cwd=tmp_path,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        cluster = Cluster(group.topology)
         try:
-            wait_for(lambda: sum(Cluster(group.topology).watermarks(
+            wait_for(lambda: sum(cluster.watermarks(
                 replay_topic, [0, 1, 2])[p][1] for p in range(3)) >= 10, 30, "copies")
         finally:
             child.send_signal(signal.SIGKILL)  # no chance to clean up: the worst case

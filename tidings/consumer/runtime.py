@@ -39,6 +39,10 @@ log = logging.getLogger("tidings.consumer")
 
 TP = tuple[str, int]
 
+#: On shutdown, once the timeout has run out: how long the events already in a handler
+#: still get to finish (a handler is never interrupted; the process just exits).
+_HANDLER_GRACE = 5.0
+
 
 @dataclass
 class RuntimeOptions:
@@ -73,6 +77,10 @@ class ConsumerRuntime:
         self.kafka_config = dict(kafka_config)
         self.producer = ReliableProducer(kafka_config)
         self._stopping = threading.Event()
+        # Set when shutdown runs out of time: workers start no queued event any more.
+        self._draining = False
+        self._active = 0  # events inside a handler right now
+        self._active_lock = threading.Lock()
         self._fatal: BaseException | None = None
         self._done: queue.Queue[_Done] = queue.Queue()
         self._trackers: dict[TP, OffsetTracker] = {}
@@ -81,6 +89,7 @@ class ConsumerRuntime:
         self._held: dict[TP, int] = {}  # retry partitions paused until this epoch ms
         self._started_at: dict[TP, dict[int, float]] = {}
         self._backpressure = False
+        self._full_since: float | None = None
         self._batch: list[Message] = []
         self._batch_since = 0.0
         concurrency = 1 if setup.is_batch else (self.options.concurrency or setup.spec.concurrency)
@@ -131,7 +140,11 @@ class ConsumerRuntime:
             raise self._fatal
 
     def stop(self) -> None:
-        """Stop fetching, finish in-flight events, commit, leave the group (thread-safe)."""
+        """Stop fetching, finish in-flight events, commit, leave the group (thread-safe).
+
+        Fetched events still queued when ``shutdown_timeout`` runs out are not started:
+        they stay uncommitted, and whoever owns their partition next handles them.
+        """
         self._stopping.set()
 
     @property
@@ -158,12 +171,17 @@ class ConsumerRuntime:
         while not self._stopping.is_set():
             self.health.polled()
             self._resume_due(consumer)
-            for message in consumer.consume(self.options.fetch_batch, timeout=0.1):
-                error = message.error()
-                if error is not None:
-                    self._on_consume_error(error)
-                    continue
-                self._accept(consumer, message)
+            if self._full():
+                # Wait for capacity without fetching: librdkafka keeps what it prefetched
+                # (a pause would drop it), and its own queue limit bounds the memory.
+                self._drain_done(block=0.05)
+            else:
+                for message in self._fetch(consumer):
+                    error = message.error()
+                    if error is not None:
+                        self._on_consume_error(error)
+                        continue
+                    self._accept(consumer, message)
             self._flush_batch(force=False)
             self._drain_done()
             self._apply_backpressure(consumer)
@@ -239,6 +257,10 @@ class ConsumerRuntime:
                 item = work.get()
                 if item is None:
                     return
+                with self._active_lock:
+                    if self._draining:
+                        continue  # not started: uncommitted, so it is redelivered
+                    self._active += 1
                 messages: list[Message] = item if isinstance(item, list) else [item]
                 try:
                     if isinstance(item, list):
@@ -254,6 +276,8 @@ class ConsumerRuntime:
                                      []).append(message.offset() or 0)
                 for tp, offsets in by_tp.items():
                     self._done.put(_Done(tp, offsets, outcomes, error))
+                with self._active_lock:
+                    self._active -= 1
         finally:
             processor.close()
 
@@ -290,14 +314,38 @@ class ConsumerRuntime:
         starts = [min(s.values()) for s in self._started_at.values() if s]
         return min(starts) if starts else None
 
+    def _fetch(self, consumer: Consumer) -> list[Message]:
+        """What is there now, or the first event to arrive within 100 ms.
+
+        ``consume(n, timeout)`` waits out its whole timeout unless ``n`` events come,
+        which added up to 100 ms of latency to every quiet moment."""
+        ready: list[Message] = consumer.consume(self.options.fetch_batch, timeout=0)
+        if ready:
+            return ready
+        first = consumer.poll(0.1)
+        if first is None:
+            return []
+        return [first, *consumer.consume(self.options.fetch_batch - 1, timeout=0)]
+
+    def _full(self) -> bool:
+        return self._in_flight() >= self.options.max_in_flight and not self._backpressure
+
     def _apply_backpressure(self, consumer: Consumer) -> None:
         in_flight = self._in_flight()
         self.metrics.in_flight.labels(self.group).set(in_flight)
         limit = self.options.max_in_flight
-        if not self._backpressure and in_flight >= limit:
+        now = time.monotonic()
+        if in_flight < limit:
+            self._full_since = None
+        elif self._full_since is None:
+            self._full_since = now
+        # Only a long stall pauses the partitions (and so keeps the consumer polling
+        # within max.poll.interval.ms); a short one just skips fetching (see _loop).
+        stalled = self._full_since is not None and now - self._full_since > 5.0
+        if not self._backpressure and stalled:
             self._backpressure = True
             consumer.pause(consumer.assignment())
-            log.info("%s: %d events in flight, pausing fetch", self.group, in_flight)
+            log.info("%s: %d events in flight for 5s, pausing fetch", self.group, in_flight)
         elif self._backpressure and in_flight <= limit // 2:
             self._backpressure = False
             consumer.resume([tp for tp in consumer.assignment()
@@ -370,12 +418,13 @@ class ConsumerRuntime:
             self._held.pop(tp, None)
             self._started_at.pop(tp, None)
 
-    def _wait_for(self, condition: Callable[[], bool]) -> bool:
-        deadline = time.monotonic() + self.options.shutdown_timeout
+    def _wait_for(self, condition: Callable[[], bool], timeout: float | None = None) -> bool:
+        timeout = self.options.shutdown_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         while not condition():
             if time.monotonic() > deadline:
                 log.warning("%s: in-flight events did not finish in %.0fs", self.group,
-                            self.options.shutdown_timeout)
+                            timeout)
                 return False
             self._drain_done(block=0.1)
         return True
@@ -386,10 +435,18 @@ class ConsumerRuntime:
             if assignment:
                 consumer.pause(assignment)
             self._flush_batch(force=True)
-            self._wait_for(lambda: self._in_flight() == 0 or self._fatal is not None)
+            if not self._wait_for(lambda: self._in_flight() == 0 or self._fatal is not None):
+                # Out of time (up to max_in_flight events may be queued): start no more,
+                # and let the ones in a handler finish, so that nothing runs after the
+                # commit below (it would be redone by the partition's next owner).
+                with self._active_lock:
+                    self._draining = True
+                self._wait_for(lambda: self._active == 0, timeout=_HANDLER_GRACE)
             self._drain_done()
             if self._fatal is None:
                 self._commit(consumer)
+            # Anything left was never started; close() must not wait for it on revoke.
+            self._forget(set(self._trackers))
         finally:
             consumer.close()  # leaves the group, so the partitions move on at once
             for work in self._queues:
