@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: demo test lint unit bench clean
 
@@ -29,6 +30,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --retries 5 --timeout 60 --upgrade pip
 	$(BIN)/python -m pip install --quiet --retries 5 --timeout 60 -e '.[dev]'
 	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+# Benchmarks (measurements, never pass/fail): `make bench`, or `make bench ARGS=--quick`
+# for a ~1 minute smoke run. Writes benchmarks/results/latest.md and latest.json.
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.run $(ARGS)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --retries 5 --timeout 60 -e '.[dev,bench]'
+	@rm -f $(VENV)/.bench-*
 	@touch $@
 
 clean:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -58,6 +59,23 @@ class EventPreparer:
         self.allowed = frozenset(topology.producers[service].publishes)
         self.catalogue = catalogue or SchemaCatalogue.from_topology(topology)
         self.codec: EventCodec = codec or codec_for(topology, self.catalogue)
+        # Per event type, what every prepare() of it needs: (topic, key field, schema).
+        self._routes: dict[str, tuple[str, str | None, str]] = {}
+
+    def _route(self, event_type: str) -> tuple[str, str | None, str]:
+        route = self._routes.get(event_type)
+        if route is None:
+            if event_type not in self.allowed:
+                raise PublishRefused(
+                    f"{self.service} is not declared to publish {event_type!r} "
+                    f"(it publishes: {', '.join(sorted(self.allowed))}); add it under "
+                    f"producers.{self.service}.publishes in {self.topology.path.name}"
+                )
+            spec = self.topology.events[event_type]
+            route = (spec.topic, spec.key or None,
+                     self.catalogue.writer(event_type).fingerprint.hex())
+            self._routes[event_type] = route
+        return route
 
     def prepare(
         self,
@@ -69,25 +87,34 @@ class EventPreparer:
     ) -> PreparedEvent:
         """Validate, encode and address ``event`` without sending it."""
         event_type = type(event).event_type
-        if event_type not in self.allowed:
-            raise PublishRefused(
-                f"{self.service} is not declared to publish {event_type!r} "
-                f"(it publishes: {', '.join(sorted(self.allowed))}); add it under "
-                f"producers.{self.service}.publishes in {self.topology.path.name}"
-            )
-        spec = self.topology.events[event_type]
+        topic, key_field, schema = self._route(event_type)
         record = event.to_avro()
-        key = str(record[spec.key]).encode() if spec.key else None
-        event_id = event_id or h.new_event_id()
-        writer = self.catalogue.writer(event_type)
+        key = str(record[key_field]).encode() if key_field else None
+        if not event_id or not traceparent:
+            new_id, new_trace = new_ids()
+            event_id = event_id or new_id
+            traceparent = traceparent or new_trace
         return PreparedEvent(
             event_id=event_id,
             event_type=event_type,
-            topic=spec.topic,
+            topic=topic,
             key=key,
             value=self.codec.encode(event_type, record),
             headers=h.event_headers(
-                event_id=event_id, event_type=event_type, schema=writer.fingerprint.hex(),
+                event_id=event_id, event_type=event_type, schema=schema,
                 producer=self.service, occurred_at=occurred_at, traceparent=traceparent,
             ),
         )
+
+
+def new_ids() -> tuple[str, str]:
+    """A fresh event id and traceparent, as :func:`tidings.headers.new_event_id` and
+    :func:`tidings.headers.new_traceparent` make them (a random UUID 4; a W3C trace
+    context, version 00, sampled), from one call to the OS's random source."""
+    raw = os.urandom(40)
+    uid = bytearray(raw[:16])
+    uid[6] = (uid[6] & 0x0F) | 0x40  # version 4
+    uid[8] = (uid[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = uid.hex()
+    return (f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}",
+            f"00-{raw[16:32].hex()}-{raw[32:].hex()}-01")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +40,34 @@ class Delivery:
 
 class DeliveryFailed(TidingsError):
     """The broker did not acknowledge an event within the delivery timeout."""
+
+
+#: One message of :meth:`ReliableProducer.send_batch`: topic, value, key, headers, event id.
+Outgoing = tuple[str, bytes, "bytes | None", "list[tuple[str, bytes]] | None", "str | None"]
+
+
+class DeliveryBatch:
+    """The delivery reports of a batch, in send order: a :class:`Delivery`, a
+    :class:`DeliveryFailed`, or None while the broker has not answered."""
+
+    def __init__(self, size: int) -> None:
+        self.results: list[Delivery | DeliveryFailed | None] = [None] * size
+        self._left = size
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        if size == 0:
+            self._done.set()
+
+    def report(self, index: int, outcome: Delivery | DeliveryFailed) -> None:
+        self.results[index] = outcome
+        with self._lock:
+            self._left -= 1
+            if self._left == 0:
+                self._done.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once every message has a report (within ``timeout`` seconds)."""
+        return self._done.wait(timeout)
 
 
 class ReliableProducer:
@@ -82,19 +110,53 @@ class ReliableProducer:
                                   "on_delivery": on_delivery}
         if partition is not None:
             kwargs["partition"] = partition
+        self._produce(topic, kwargs)
+        return future
+
+    def send_batch(self, messages: Iterable[Outgoing]) -> DeliveryBatch:
+        """Queue ``messages`` in order; their reports land in one :class:`DeliveryBatch`.
+
+        What :meth:`send` does for each message, without a future (and its lock) per
+        message: a batch waits once, for all of its reports.
+        """
+        items = messages if isinstance(messages, Sequence) else list(messages)
+        batch = DeliveryBatch(len(items))
+        for index, (topic, value, key, headers, event_id) in enumerate(items):
+            self._produce(topic, {"key": key, "value": value, "headers": headers,
+                                  "on_delivery": self._reporter(batch, index, topic, event_id)})
+        return batch
+
+    def _reporter(self, batch: DeliveryBatch, index: int, topic: str,
+                  event_id: str | None) -> Callable[[KafkaError | None, Message], None]:
+        def on_delivery(error: KafkaError | None, message: Message) -> None:
+            if error is not None:
+                batch.report(index, DeliveryFailed(self._explain(error, topic, event_id)))
+            else:
+                batch.report(index, Delivery(str(message.topic()), message.partition() or 0,
+                                             message.offset() or 0, event_id))
+
+        return on_delivery
+
+    def _produce(self, topic: str, kwargs: dict[str, Any]) -> None:
+        try:
+            self._producer.produce(topic, **kwargs)
+            return
+        except BufferError:
+            pass
         deadline = time.monotonic() + self.delivery_timeout
         while True:
+            # The local queue is full: wait for deliveries to drain it, within bounds.
+            if time.monotonic() > deadline:
+                raise DeliveryFailed(
+                    f"producer queue stayed full for {self.delivery_timeout:g}s; "
+                    f"is the broker at {self.bootstrap} reachable?"
+                ) from None
+            time.sleep(0.01)
             try:
                 self._producer.produce(topic, **kwargs)
-                return future
+                return
             except BufferError:
-                # The local queue is full: wait for deliveries to drain it, within bounds.
-                if time.monotonic() > deadline:
-                    raise DeliveryFailed(
-                        f"producer queue stayed full for {self.delivery_timeout:g}s; "
-                        f"is the broker at {self.bootstrap} reachable?"
-                    ) from None
-                time.sleep(0.01)
+                continue
 
     def flush(self, timeout: float | None = None) -> int:
         """Wait for queued messages; returns how many are still undelivered."""

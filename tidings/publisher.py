@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
-from concurrent.futures import wait as wait_all
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -90,20 +89,20 @@ class Publisher:
         return self.send_all(prepared)
 
     def send_all(self, prepared: Sequence[PreparedEvent]) -> list[Delivery]:
-        futures = [self.send_prepared(p) for p in prepared]
-        wait_all(futures, timeout=self.delivery_timeout + 5)
+        batch = self._producer.send_batch(
+            [(p.topic, p.value, p.key, p.headers, p.event_id) for p in prepared])
+        batch.wait(timeout=self.delivery_timeout + 5)
         deliveries: list[Delivery | None] = []
         errors: list[str] = []
-        for future in futures:
-            if future.done() and future.exception() is None:
-                deliveries.append(future.result())
+        for outcome in list(batch.results):
+            if isinstance(outcome, Delivery):
+                deliveries.append(outcome)
             else:
                 deliveries.append(None)
-                error = future.exception() if future.done() else "no delivery report"
-                errors.append(str(error))
+                errors.append("no delivery report" if outcome is None else str(outcome))
         if errors:
             raise PublishFailed(
-                f"{len(errors)} of {len(futures)} events were not delivered: {errors[0]}",
+                f"{len(errors)} of {len(deliveries)} events were not delivered: {errors[0]}",
                 deliveries,
             )
         return [d for d in deliveries if d is not None]

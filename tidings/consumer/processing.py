@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -35,6 +35,9 @@ from tidings.prepare import PublishRefused
 from tidings.producer_core import ReliableProducer
 
 log = logging.getLogger("tidings.consumer")
+
+#: The logger a HandlerContext gets by default, looked up once.
+_HANDLER_LOG = logging.getLogger("tidings.handler")
 
 #: Set on replayed copies whose handler must run again even if the event was applied.
 REPROCESS_HEADER = "tidings-reprocess"
@@ -79,6 +82,19 @@ class EventProcessor:
         self.connection = setup.database.connect()
         self.store = IdempotencyStore(setup.database, setup.group)
         self.outbox = Outbox(setup.database, setup.preparer) if setup.preparer else None
+        # Resolved once: the subscriptions (a property that builds a set) and the metric
+        # children per event type (``labels()`` costs a lock and a lookup per call).
+        self._subscriptions = setup.subscriptions
+        self._children: dict[tuple[int, str], Any] = {}
+
+    def _child(self, metric: Any, event_type: str) -> Any:
+        """``metric.labels(group, event_type)``, looked up once (created on first use,
+        as before, so a series still appears only once it has something to count)."""
+        key = (id(metric), event_type)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(self.setup.group, event_type)
+        return child
 
     def close(self) -> None:
         self.connection.close()
@@ -90,7 +106,8 @@ class EventProcessor:
         if isinstance(parsed, Outcome):
             return parsed
         meta = parsed.meta
-        self.metrics.consumed.labels(self.setup.group, meta.event_type).inc()
+        metrics = self.metrics
+        self._child(metrics.consumed, meta.event_type).inc()
         began = time.perf_counter()
         try:
             with transaction(self.connection):
@@ -99,38 +116,40 @@ class EventProcessor:
                     raise _AlreadyApplied
                 self.setup.handler(parsed.event, HandlerContext(
                     group=self.setup.group, meta=meta, db=self.connection,
-                    database=self.setup.database, stage=self._stage))
+                    database=self.setup.database, stage=self._stage, log=_HANDLER_LOG))
         except _AlreadyApplied:
-            self.metrics.duplicates.labels(self.setup.group, meta.event_type).inc()
+            self._child(metrics.duplicates, meta.event_type).inc()
             return Outcome.DUPLICATE
         except Exception as error:  # the handler is user code: any error is a failure
             return self.fail(message, meta, error)
         finally:
-            self.metrics.handler_seconds.labels(self.setup.group, meta.event_type).observe(
+            self._child(metrics.handler_seconds, meta.event_type).observe(
                 time.perf_counter() - began)
-        self.metrics.processed.labels(self.setup.group, meta.event_type).inc()
+        self._child(metrics.processed, meta.event_type).inc()
         return Outcome.PROCESSED
 
     def parse(self, message: Message) -> Parsed | Outcome:
         """Decode and validate; poison goes to the DLQ here and an Outcome is returned."""
-        headers = h.header_dict(message.headers())
+        # h.header_dict, inlined: headers as text, the last value winning for a name.
+        headers = {name: value.decode("utf-8", "replace") if isinstance(value, bytes)
+                   else value or "" for name, value in message.headers() or ()}
         topic, partition, offset = (str(message.topic()), message.partition() or 0,
                                     message.offset() or 0)
-        meta = EventMeta(
-            event_id=headers.get(h.EVENT_ID) or f"{topic}:{partition}:{offset}",
-            event_type=headers.get(h.EVENT_TYPE, "unknown"),
-            topic=topic, partition=partition, offset=offset, key=message.key(),
-            headers=headers, attempt=attempt_of(headers),
-        )
+        event_id = headers.get(h.EVENT_ID) or f"{topic}:{partition}:{offset}"
         payload = message.value() or b""
         try:
             decoded = self.setup.codec.decode(payload)
         except DecodeError as error:
+            meta = EventMeta(event_id=event_id, event_type=headers.get(h.EVENT_TYPE, "unknown"),
+                             topic=topic, partition=partition, offset=offset,
+                             key=message.key(), headers=headers, attempt=attempt_of(headers))
             self.metrics.consumed.labels(self.setup.group, meta.event_type).inc()
             return self.fail(message, meta, UndecodableEvent(f"{type(error).__name__}: {error}"))
         event_type = decoded.event
-        meta = replace(meta, event_type=event_type)
-        if event_type not in self.setup.subscriptions:
+        meta = EventMeta(event_id=event_id, event_type=event_type, topic=topic,
+                         partition=partition, offset=offset, key=message.key(),
+                         headers=headers, attempt=attempt_of(headers))
+        if event_type not in self._subscriptions:
             self.metrics.ignored.labels(self.setup.group, event_type).inc()
             return Outcome.IGNORED
         reader = self.setup.readers[event_type]
@@ -141,7 +160,7 @@ class EventProcessor:
         try:
             event = model.from_avro(record) if model is not None else record
         except ValidationError as error:
-            self.metrics.consumed.labels(self.setup.group, event_type).inc()
+            self._child(self.metrics.consumed, event_type).inc()
             return self.fail(message, meta, InvalidEvent(str(error).splitlines()[0]))
         return Parsed(message, meta, event)
 
