@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, ClusterMetadata
+from confluent_kafka.admin import AdminClient, ClusterMetadata, OffsetSpec
 
 from tidings.errors import BrokerUnavailable
 
@@ -39,6 +39,16 @@ def fetch_metadata(admin: AdminClient, bootstrap: str, timeout: float) -> Cluste
             f"({exc.args[0].str() if exc.args else exc}); start one with `tidings dev up` "
             "or set KAFKA_BOOTSTRAP_SERVERS"
         ) from None
+
+
+def earliest_offset() -> Any:
+    """``OffsetSpec.earliest()``; confluent-kafka's stubs leave it untyped in some versions."""
+    return OffsetSpec.earliest()  # type: ignore[no-untyped-call, unused-ignore]
+
+
+def latest_offset() -> Any:
+    """``OffsetSpec.latest()`` (see :func:`earliest_offset`)."""
+    return OffsetSpec.latest()  # type: ignore[no-untyped-call, unused-ignore]
 
 
 # librdkafka logs every failed connection attempt at level ERROR; keep them out of a

@@ -131,8 +131,10 @@ class EventProcessor:
     def parse(self, message: Message) -> Parsed | Outcome:
         """Decode and validate; poison goes to the DLQ here and an Outcome is returned."""
         # h.header_dict, inlined: headers as text, the last value winning for a name.
+        raw = message.headers()
+        pairs = raw.items() if isinstance(raw, dict) else raw or ()
         headers = {name: value.decode("utf-8", "replace") if isinstance(value, bytes)
-                   else value or "" for name, value in message.headers() or ()}
+                   else value or "" for name, value in pairs}
         topic, partition, offset = (str(message.topic()), message.partition() or 0,
                                     message.offset() or 0)
         event_id = headers.get(h.EVENT_ID) or f"{topic}:{partition}:{offset}"

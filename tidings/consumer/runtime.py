@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
-from confluent_kafka.admin import OffsetSpec
 
 from tidings import headers as h
 from tidings.consumer.group import GroupSetup
@@ -31,7 +30,7 @@ from tidings.consumer.offsets import OffsetTracker
 from tidings.consumer.processing import EventProcessor, Outcome
 from tidings.consumer.retry import not_before
 from tidings.db import transaction
-from tidings.kafka_clients import admin_client, with_logger
+from tidings.kafka_clients import admin_client, latest_offset, with_logger
 from tidings.outbox import OutboxRelay, ensure_outbox_table
 from tidings.producer_core import ReliableProducer
 
@@ -382,7 +381,7 @@ class ConsumerRuntime:
                 continue
             try:
                 futures = admin.list_offsets(
-                    {TopicPartition(t, p): OffsetSpec.latest() for t, p in committed},
+                    {TopicPartition(t, p): latest_offset() for t, p in committed},
                     request_timeout=5)
                 for partition, future in futures.items():
                     high = future.result(timeout=10).offset

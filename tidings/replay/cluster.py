@@ -24,7 +24,13 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from tidings.errors import TidingsError
-from tidings.kafka_clients import admin_client, fetch_metadata, with_logger
+from tidings.kafka_clients import (
+    admin_client,
+    earliest_offset,
+    fetch_metadata,
+    latest_offset,
+    with_logger,
+)
 from tidings.settings import Settings, kafka_client_config
 from tidings.topology import Topology
 
@@ -90,8 +96,8 @@ class Cluster:
 
     def watermarks(self, topic: str, partitions: list[int]) -> Watermarks:
         """``(low, high)`` per partition: the first offset kept and the next one written."""
-        low = self._list_offsets(topic, {p: OffsetSpec.earliest() for p in partitions})
-        high = self._list_offsets(topic, {p: OffsetSpec.latest() for p in partitions})
+        low = self._list_offsets(topic, {p: earliest_offset() for p in partitions})
+        high = self._list_offsets(topic, {p: latest_offset() for p in partitions})
         return {p: (low[p], high[p]) for p in partitions}
 
     def offsets_for_time(self, topic: str, partitions: list[int],

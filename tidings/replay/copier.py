@@ -171,8 +171,10 @@ def source_headers(message: Message) -> list[tuple[str, bytes]]:
 
 def raw_headers(message: Message) -> list[tuple[str, bytes]]:
     """A record's headers as ``(name, bytes)`` pairs."""
+    raw = message.headers()
+    pairs = raw.items() if isinstance(raw, dict) else raw or []
     return [(name, value if isinstance(value, bytes) else (value or "").encode())
-            for name, value in message.headers() or []]
+            for name, value in pairs]
 
 
 def _await(pending: list[Future[Delivery]]) -> None:
