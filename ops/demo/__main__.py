@@ -20,7 +20,7 @@ from collections import Counter
 from typing import Any
 
 import httpx
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from consumers.analytics import analytics_report
 from consumers.email.smtp_sink import message_ids
@@ -61,6 +61,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tidings demo: interrupted", file=sys.stderr)
         return 130
+
+
+def _end_offset(probe: Consumer, partition: TopicPartition) -> int:
+    """The partition's high watermark, riding out a leader election just after apply."""
+    for attempt in range(20):
+        try:
+            _, high = probe.get_watermark_offsets(partition, timeout=10)
+            return int(high)
+        except KafkaException as exc:
+            error = exc.args[0]
+            transient = error.retriable() or error.code() in (
+                KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._TIMED_OUT)
+            if attempt == 19 or not transient:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
 
 
 class Demo:
@@ -135,8 +152,7 @@ class Demo:
                               for t in [topology.events[e].topic]}:
                     meta = probe.list_topics(topic, timeout=10).topics[topic]
                     for partition in meta.partitions:
-                        _, high = probe.get_watermark_offsets(
-                            TopicPartition(topic, partition), timeout=10)
+                        high = _end_offset(probe, TopicPartition(topic, partition))
                         ends.append(TopicPartition(topic, partition, high))
                 futures = admin.alter_consumer_group_offsets(
                     [ConsumerGroupTopicPartitions(group, ends)])

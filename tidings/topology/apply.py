@@ -99,8 +99,12 @@ def _wait_until_visible(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         topics = admin.list_topics(timeout=timeout).topics
+        # Visible is not enough: until each partition has a leader, reads and offset
+        # lookups right after apply fail with NOT_LEADER_FOR_PARTITION.
         pending = [c for c in grown if c.topic not in topics
-                   or len(topics[c.topic].partitions) < (c.partitions or 0)]
+                   or len(topics[c.topic].partitions) < (c.partitions or 0)
+                   or any(p.leader < 0 or p.error is not None
+                          for p in topics[c.topic].partitions.values())]
         pending_deletes = [name for name in deleted if name in topics]
         if not pending and not pending_deletes:
             return
