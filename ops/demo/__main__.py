@@ -232,11 +232,11 @@ class Demo:
         consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "demo-reader",
                              "enable.auto.commit": False, "auto.offset.reset": "earliest"})
         producer = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True})
-        found = 0
+        found, target = 0, len(wanted)
         try:
             consumer.subscribe([topic])
             deadline = time.monotonic() + 60
-            while found < len(wanted) and time.monotonic() < deadline:
+            while found < target and time.monotonic() < deadline:
                 for message in consumer.consume(500, timeout=0.5):
                     headers = dict(message.headers() or [])
                     if message.error() is None and message.key() in wanted \
