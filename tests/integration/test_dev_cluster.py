@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from tidings.kafka_local import LocalCluster
@@ -54,8 +54,17 @@ def test_three_brokers_replicate_with_min_isr(tmp_path: Path) -> None:
         for partition in partitions.values():
             assert sorted(partition.replicas) == [1, 2, 3]
 
+        # The broker answering may not know the topic for a moment after its creation.
         resource = ConfigResource(ConfigResource.Type.TOPIC, name)
-        (configs,) = [f.result(timeout=30) for f in admin.describe_configs([resource]).values()]
+        while True:
+            try:
+                configs = admin.describe_configs([resource])[resource].result(timeout=30)
+                break
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise
+                assert time.monotonic() < deadline + 30, "configs never became readable"
+                time.sleep(0.2)
         assert configs["min.insync.replicas"].value == "2"
 
         producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})

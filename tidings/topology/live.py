@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
+from typing import Any
 
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata, ConfigResource, ConfigSource
 
 from tidings.errors import TidingsError
@@ -46,17 +49,10 @@ def _describe_configs(
 ) -> dict[str, dict[str, LiveConfig]]:
     if not names:
         return {}
-    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
-    futures = admin.describe_configs(resources, request_timeout=timeout)
     result: dict[str, dict[str, LiveConfig]] = {}
-    for resource, future in futures.items():
-        try:
-            entries = future.result(timeout=timeout)
-        except Exception as exc:  # KafkaException, or a timeout from the future
-            raise TidingsError(
-                f"could not read the configs of topic {resource.name}: {exc}"
-            ) from None
-        result[resource.name] = {
+    for name in names:
+        entries = _describe_one(admin, name, timeout)
+        result[name] = {
             key: LiveConfig(
                 value=entry.value,
                 overridden=_source_id(entry.source) == ConfigSource.DYNAMIC_TOPIC_CONFIG.value,
@@ -64,6 +60,25 @@ def _describe_configs(
             for key, entry in entries.items()
         }
     return result
+
+
+def _describe_one(admin: AdminClient, name: str, timeout: float) -> Any:
+    # On a multi-broker cluster a topic created a moment ago can be in one broker's
+    # metadata and not yet in the next one's: that answer is retried, briefly.
+    resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+    deadline = time.monotonic() + timeout
+    while True:
+        future = admin.describe_configs([resource], request_timeout=timeout)[resource]
+        try:
+            return future.result(timeout=timeout)
+        except KafkaException as exc:
+            unknown = exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+            if not unknown or time.monotonic() > deadline:
+                raise TidingsError(f"could not read the configs of topic {name}: "
+                                   f"{exc.args[0].str()}") from None
+            time.sleep(0.2)
+        except Exception as exc:  # a timeout from the future
+            raise TidingsError(f"could not read the configs of topic {name}: {exc}") from None
 
 
 def _source_id(source: object) -> int:
