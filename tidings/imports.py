@@ -26,16 +26,27 @@ def on_sys_path(directory: Path) -> Iterator[None]:
             sys.path.remove(entry)
 
 
-def import_reference(reference: str, root: Path) -> Any:
-    """The object ``reference`` names, importing its module with ``root`` on sys.path."""
+def resolve_reference(reference: str, what: str = "reference") -> tuple[Any, str | None]:
+    """The object ``module:attr`` names, or why it cannot be imported (``what`` says what
+    the reference is for, in the message). Uses ``sys.path`` as it is."""
     module_name, _, attr = reference.partition(":")
-    with on_sys_path(root):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ConfigError(f"cannot import {reference!r}: {exc}") from None
     try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise ConfigError(f"cannot import {reference!r}: {module_name!r} has no {attr!r}") \
-            from None
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        return None, f"{what} {reference!r} does not import: no module named {exc.name!r}"
+    except Exception as exc:  # the referenced module is user code and may raise anything
+        return None, f"{what} {reference!r} does not import: {type(exc).__name__}: {exc}"
+    target = getattr(module, attr, None)
+    if target is None:
+        return None, f"{what} {reference!r}: module {module_name!r} has no {attr!r}"
+    return target, None
+
+
+def import_reference(reference: str, root: Path, what: str = "reference") -> Any:
+    """The object ``reference`` names, importing with ``root`` on sys.path; raises
+    :class:`ConfigError` with the reason when it cannot."""
+    with on_sys_path(root):
+        target, problem = resolve_reference(reference, what)
+    if problem is not None:
+        raise ConfigError(problem)
+    return target

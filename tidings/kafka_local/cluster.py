@@ -12,7 +12,6 @@ import base64
 import contextlib
 import fcntl
 import json
-import logging
 import os
 import shutil
 import subprocess
@@ -121,28 +120,16 @@ def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> list[str]:
     return [line for line in text.splitlines() if line.strip()][-lines:]
 
 
-def _quiet_librdkafka_logger() -> logging.Logger:
-    # While brokers boot, librdkafka reports every refused connection; those are
-    # expected here and would only bury the one error message that matters.
-    logger = logging.getLogger("tidings.kafka_local.readiness")
-    logger.propagate = False
-    if not logger.handlers:
-        logger.addHandler(logging.NullHandler())
-    return logger
-
-
 def _registered_brokers(bootstrap: str, timeout: float) -> int:
     """How many brokers the cluster reports in its metadata (0 if it does not answer)."""
     from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
 
-    config: dict[str, Any] = {
-        "bootstrap.servers": bootstrap,
-        "socket.connection.setup.timeout.ms": 2000,
-        # Accepted by the client, though its type stubs only list scalar values.
-        "logger": _quiet_librdkafka_logger(),
-    }
-    admin = AdminClient(config)
+    from tidings.kafka_clients import admin_client
+
+    # While brokers boot, librdkafka reports every refused connection; the shared
+    # client logger keeps those expected failures out of the user's terminal.
+    admin = admin_client({"bootstrap.servers": bootstrap,
+                          "socket.connection.setup.timeout.ms": 2000})
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException:

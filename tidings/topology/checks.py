@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import importlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 from tidings import compat
 from tidings.codec.catalogue import load_raw, load_version, version_of
 from tidings.events import Event, model_problems
-from tidings.imports import on_sys_path
+from tidings.imports import on_sys_path, resolve_reference
 from tidings.topology import kafka_configs
 from tidings.topology.model import EVENT_NAME, SERVICE_NAME, TOPIC_NAME
 from tidings.topology.source import Path_, Problem
@@ -202,26 +201,10 @@ def _check_handlers(topology: Topology, report: Report) -> None:
 
 def handler_import_problem(reference: str) -> str | None:
     """Why ``module:function`` cannot be used as a handler, or None when it can."""
-    target, problem = import_reference(reference, "handler")
+    target, problem = resolve_reference(reference, "handler")
     if problem is None and not callable(target):
         return f"handler {reference!r} is not callable"
     return problem
-
-
-def import_reference(reference: str, what: str) -> tuple[object, str | None]:
-    """The object ``module:attr`` names, or why it cannot be imported (``what`` says
-    what the reference is for in the message)."""
-    module_name, _, attr = reference.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        return None, f"{what} {reference!r} does not import: no module named {exc.name!r}"
-    except Exception as exc:  # the referenced module is user code and may raise anything
-        return None, f"{what} {reference!r} does not import: {type(exc).__name__}: {exc}"
-    target = getattr(module, attr, None)
-    if target is None:
-        return None, f"{what} {reference!r}: module {module_name!r} has no {attr!r}"
-    return target, None
 
 
 def _events_with_sound_schema(topology: Topology) -> dict[str, Path]:
@@ -253,7 +236,7 @@ def _check_models(topology: Topology, sound: Mapping[str, Path], report: Report)
             if spec.model is None:
                 continue
             where = ("events", event, "model")
-            model, problem = import_reference(spec.model, "model")
+            model, problem = resolve_reference(spec.model, "model")
             if problem is None:
                 problem = _model_class_problem(spec.model, model, event)
             if problem is not None:
