@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -144,3 +145,15 @@ def headers_of(message: Message) -> dict[str, str]:
 def iter_event_ids(messages: list[Message]) -> Iterator[str]:
     for message in messages:
         yield headers_of(message)["event-id"]
+
+
+def eventually(condition: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
+    """``condition()`` once it is truthy; fails after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        time.sleep(0.1)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from runtime_support import eventually, make_group, running
-from shop_support import an_order, headers_of, read_all
+from runtime_support import make_group, running
+from shop_support import an_order, eventually, headers_of, read_all
 
 from schemas import LineItem
 from tidings.publisher import Publisher

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from replay_support import make_services, wait_for
-from shop_support import an_order, headers_of, read_all
+from replay_support import make_services
+from shop_support import an_order, eventually, headers_of, read_all
 
 from tidings.cli import main
 from tidings.dlq import dlq_summary, plan_redrive
@@ -60,7 +60,7 @@ def test_fix_and_redrive_applies_each_event_once_and_returns_the_still_failing(
         assert main([*cli[:1], "redrive", *topo, *cli[1:], "--yes", "--rate", "50",
                      "--no-progress"]) == 0
         assert "Redrove 6 event(s)" in capsys.readouterr().out
-        wait_for(lambda: len(services.query("fixable", EFFECTS)) == 4, 30, "the fixed four")
+        eventually(lambda: len(services.query("fixable", EFFECTS)) == 4, 30, "the fixed four")
         again = read_all(kafka_bootstrap, dlq, expect=8, timeout=30)[6:]
         time.sleep(1.0)
         effects = services.query("fixable", EFFECTS)
@@ -170,7 +170,7 @@ def test_an_interrupted_redrive_resumed_sends_each_event_once(
         sorted(d.event_id for d in deliveries)
     assert {headers_of(m)[REDRIVE_ID] for m in copies} == {plan.redrive_id}
     with running_group(services, "fixable"):
-        wait_for(lambda: len(services.query("fixable", EFFECTS)) == 30, 30, "all 30 applied")
+        eventually(lambda: len(services.query("fixable", EFFECTS)) == 30, 30, "all 30 applied")
         time.sleep(1.0)
     assert len(services.query("fixable", EFFECTS)) == 30
     assert plan_redrive(services.topology, group).selected == 0, "a finished redrive is done"

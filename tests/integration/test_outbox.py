@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from shop_support import an_order, headers_of, make_shop, read_all
+from shop_support import an_order, eventually, headers_of, make_shop, read_all
 
 from tidings.db import open_database, transaction
 from tidings.outbox import Outbox, OutboxRelay, ensure_outbox_table, read_status
@@ -23,13 +23,6 @@ from tidings.testing import local_kafka
 pytestmark = pytest.mark.integration
 
 
-def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def pending_rows(url: str) -> int:
@@ -88,7 +81,7 @@ def test_relay_killed_repeatedly_loses_no_event(
             killed_mid_relay += pending_rows(url) < before
         writer.join()
         relay = start_relay()
-        wait_for(lambda: pending_rows(url) == 0, 120, "the outbox to drain")
+        eventually(lambda: pending_rows(url) == 0, 120, "the outbox to drain")
     finally:
         relay.send_signal(signal.SIGTERM)
         relay.wait(timeout=30)
@@ -129,7 +122,7 @@ def test_rows_wait_while_kafka_is_down_and_go_out_when_it_returns(
             assert pending_rows(url) == 50, "undelivered rows stay in the outbox"
 
             cluster.up()
-            wait_for(lambda: pending_rows(url) == 0, 60, "the outbox to drain")
+            eventually(lambda: pending_rows(url) == 0, 60, "the outbox to drain")
         finally:
             relay.stop()
         messages = read_all(cluster.bootstrap, shop.orders_topic, expect=None)

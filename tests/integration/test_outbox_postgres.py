@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
-from shop_support import Shop, an_order, headers_of, make_shop, read_all
+from shop_support import Shop, an_order, eventually, headers_of, make_shop, read_all
 
 from tidings.db import Database, open_database, transaction
 from tidings.outbox import (
@@ -59,13 +59,6 @@ def drain(relay: OutboxRelay) -> int:
     return total
 
 
-def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def idle_in_transaction(url: str) -> int:
@@ -209,7 +202,7 @@ def test_two_relays_racing_lose_nothing_and_send_once_in_order(
         # Not the writer's connection: a SELECT there could land inside its transaction.
         probe = database.connect()
         try:
-            wait_for(lambda: read_status(probe).pending == 0, 120, "the outbox to drain")
+            eventually(lambda: read_status(probe).pending == 0, 120, "the outbox to drain")
         finally:
             probe.close()
     finally:
@@ -255,7 +248,7 @@ def test_relay_waits_while_another_holds_the_batch_and_takes_over_when_it_dies(
         # That relay dies: its connection goes, its transaction rolls back, the lock frees.
         with psycopg.connect(pg_url, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (other.info.backend_pid,))
-        wait_for(lambda: relay.relay_once() > 0 or read_status(connection).pending == 0,
+        eventually(lambda: relay.relay_once() > 0 or read_status(connection).pending == 0,
                  10, "the lock to be released")
         drain(relay)
         assert read_status(connection).pending == 0

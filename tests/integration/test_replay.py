@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from replay_support import make_services, wait_for
+from replay_support import make_services
 from runtime_support import make_group, running
-from shop_support import an_order, headers_of, read_all
+from shop_support import an_order, eventually, headers_of, read_all
 
 from schemas import LineItem
 from tidings.cli import main
@@ -48,7 +48,7 @@ def test_reprocessing_the_last_hour_recomputes_analytics_and_leaves_inventory_al
         with Publisher(services.topology, "order-service") as publisher:
             publisher.publish_many(orders)
         high = services.high()
-        wait_for(lambda: services.committed("inventory") == high
+        eventually(lambda: services.committed("inventory") == high
                  and services.committed("analytics") == high, 30, "both groups to catch up")
         totals = services.query("analytics", ANALYTICS_TOTALS)
         assert totals == [(40, sum(o.total_cents for o in orders))]
@@ -73,7 +73,7 @@ def test_reprocessing_the_last_hour_recomputes_analytics_and_leaves_inventory_al
 
         assert main([*args, "--execute", "--no-progress"]) == 0
         assert "Copied 40 event(s)" in capsys.readouterr().out
-        wait_for(lambda: services.query("analytics", ANALYTICS_TOTALS) == totals, 30,
+        eventually(lambda: services.query("analytics", ANALYTICS_TOTALS) == totals, 30,
                  "analytics to recompute the hour")
         time.sleep(1.0)  # a stray extra delivery would show up now
         assert services.query("analytics", ANALYTICS_TOTALS) == totals
@@ -113,7 +113,7 @@ def test_a_bounded_throttled_copy_resumed_after_a_kill_delivers_the_window_once(
             t2 = datetime.now(UTC)
             time.sleep(0.3)
             publisher.publish_many([an_order() for _ in range(15)])
-        wait_for(lambda: len(group.effects()) == 90, 30, "the group to apply all 90")
+        eventually(lambda: len(group.effects()) == 90, 30, "the group to apply all 90")
         in_window = [m for m in read_all(kafka_bootstrap, group.topic)
                      if iso(t1) <= iso(datetime.fromtimestamp(m.timestamp()[1] / 1000, UTC))
                      < iso(t2)]
@@ -128,7 +128,7 @@ def test_a_bounded_throttled_copy_resumed_after_a_kill_delivers_the_window_once(
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         cluster = Cluster(group.topology)
         try:
-            wait_for(lambda: sum(cluster.watermarks(
+            eventually(lambda: sum(cluster.watermarks(
                 replay_topic, [0, 1, 2])[p][1] for p in range(3)) >= 10, 30, "copies")
         finally:
             child.send_signal(signal.SIGKILL)  # no chance to clean up: the worst case
@@ -149,7 +149,7 @@ def test_a_bounded_throttled_copy_resumed_after_a_kill_delivers_the_window_once(
         ids = [headers_of(m)["event-id"] for m in copies]
         assert len(ids) == 60 and set(ids) == window_ids, "each window event copied once"
         assert len({headers_of(m)[REPLAY_ID] for m in copies}) == 1
-        wait_for(lambda: len(group.effects()) == 150, 30, "the group to reprocess the 60")
+        eventually(lambda: len(group.effects()) == 150, 30, "the group to reprocess the 60")
         time.sleep(1.0)
         effects = group.effects()
         assert len(effects) == 150
@@ -179,7 +179,7 @@ def test_bad_input_is_one_line_and_changes_nothing(
     assert "is after --to" in error("--group", group.name, "--topic", group.topic,
                                     "--from", "-1h", "--to", "-2h")
     with running(group.runtime()):
-        wait_for(lambda: cluster.group_status(group.name).members, 30, "the group to join")
+        eventually(lambda: cluster.group_status(group.name).members, 30, "the group to join")
         assert "active member" in error("--group", group.name, "--topic", group.topic,
                                         "--from", "-1h", "--mode", "rewind")
         # A range with no events: an empty plan, exit 0.
