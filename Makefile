@@ -8,13 +8,17 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint unit bench clean
+.PHONY: demo test lint unit tools bench clean
 
 demo: $(STAMP)
 	$(BIN)/tidings demo
 
-test: $(STAMP) lint
+test: $(STAMP) lint tools
 	$(BIN)/python -m pytest
+
+# Browsers, podman, Prometheus, npm packages: what the heavier suites need (ops/tools/).
+tools:
+	@bash ops/tools/ensure.sh
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit

@@ -71,7 +71,7 @@ def raw_producer(params: dict[str, Any]) -> dict[str, Any]:
 
 def tidings_producer(params: dict[str, Any]) -> dict[str, Any]:
     from schemas.models import OrderCreated
-    from tidings.publisher import Publisher
+    from tidings.producer.publisher import Publisher
 
     n, rate = params["n"], params["rate"]
     data = ev.orders(n)

@@ -34,7 +34,7 @@ def _result(n: int, seconds: float, payload_bytes: int, **extra: Any) -> dict[st
 def prepared_events(topology_path: str, n: int, start: int = 0) -> list[Any]:
     """``n`` events prepared by Tidings (what the raw contenders send pre-encoded)."""
     from schemas.models import OrderCreated
-    from tidings.prepare import EventPreparer
+    from tidings.producer.prepare import EventPreparer
     from tidings.topology import load_topology
 
     preparer = EventPreparer(load_topology(topology_path, check_imports=False), "bench-service")
@@ -75,7 +75,7 @@ def raw(params: dict[str, Any]) -> dict[str, Any]:
 
 def tidings(params: dict[str, Any]) -> dict[str, Any]:
     from schemas.models import OrderCreated
-    from tidings.publisher import Publisher
+    from tidings.producer.publisher import Publisher
 
     n, batch = params["n"], params["batch"]
     data = ev.orders(n)

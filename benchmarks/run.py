@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def event_sizes() -> dict[str, int]:
     from benchmarks.event import order
     from schemas.models import OrderCreated
-    from tidings.prepare import EventPreparer
+    from tidings.producer.prepare import EventPreparer
     from tidings.topology import load_topology
 
     model = OrderCreated.model_validate(order(0))

@@ -10,7 +10,7 @@ from typing import Annotated, Self
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from tidings.events import Event, Record
+from tidings import Event, Record
 
 #: Avro ``int`` is 32-bit and ``long`` 64-bit; bigger Python ints would not encode.
 INT_MAX = 2**31 - 1

@@ -10,7 +10,7 @@ from types import FrameType
 import pytest
 
 from tidings.testing import kafka_bootstrap_servers
-from tidings.testing_pg import postgres_available, postgres_server
+from tidings.testing.postgres import postgres_available, postgres_server
 
 
 def _sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:

@@ -12,18 +12,18 @@ from typing import TYPE_CHECKING, Any
 from tidings.errors import BrokerUnavailable, ConfigError, TidingsError
 
 if TYPE_CHECKING:
+    from tidings.codec.events import Event, Record
     from tidings.consumer.context import BatchContext, HandlerContext, NonRetryableError
-    from tidings.events import Event, Record
-    from tidings.outbox import Outbox, OutboxRelay
-    from tidings.publisher import Publisher
+    from tidings.producer.outbox import Outbox, OutboxRelay
+    from tidings.producer.publisher import Publisher
     from tidings.topology import Topology, load_topology
 
 _LAZY = {
-    "Publisher": "tidings.publisher",
-    "Outbox": "tidings.outbox",
-    "OutboxRelay": "tidings.outbox",
-    "Event": "tidings.events",
-    "Record": "tidings.events",
+    "Publisher": "tidings.producer.publisher",
+    "Outbox": "tidings.producer.outbox",
+    "OutboxRelay": "tidings.producer.outbox",
+    "Event": "tidings.codec.events",
+    "Record": "tidings.codec.events",
     "HandlerContext": "tidings.consumer.context",
     "BatchContext": "tidings.consumer.context",
     "NonRetryableError": "tidings.consumer.context",

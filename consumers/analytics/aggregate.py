@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from schemas import OrderCancelled, OrderCreated
+from tidings.codec.events import Event
 from tidings.consumer.context import Delivered
-from tidings.events import Event
 
 
 def minute_of(moment: datetime) -> str:

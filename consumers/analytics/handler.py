@@ -12,9 +12,9 @@ from typing import Any
 
 from consumers.analytics import store
 from consumers.analytics.aggregate import totals_of
+from tidings.codec.events import Event
 from tidings.consumer.context import BatchContext, Delivered
 from tidings.db import Database
-from tidings.events import Event
 
 
 def setup(connection: Any, database: Database) -> None:

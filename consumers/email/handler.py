@@ -23,9 +23,9 @@ from consumers.email.render import message_id_for, render_confirmation
 from consumers.email.settings import EmailSettings
 from consumers.email.smtp import send
 from schemas import OrderCreated
+from tidings.codec.events import Event
 from tidings.consumer.context import HandlerContext, NonRetryableError
 from tidings.db import Database
-from tidings.events import Event
 
 TABLE = """CREATE TABLE IF NOT EXISTS email_sent (
     event_id TEXT PRIMARY KEY,

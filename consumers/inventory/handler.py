@@ -22,9 +22,9 @@ from schemas import (
     OrderCreated,
     ReservedItem,
 )
+from tidings.codec.events import Event
 from tidings.consumer.context import HandlerContext, NonRetryableError
 from tidings.db import Database
-from tidings.events import Event
 
 
 class UnexpectedEvent(NonRetryableError):

@@ -21,9 +21,9 @@ from producers.order_service import store
 from producers.order_service.settings import OrderServiceSettings
 from schemas import LineItem, OrderCancelled, OrderCreated
 from tidings.db import Database, open_database, transaction
-from tidings.outbox import Outbox, OutboxRelay
-from tidings.prepare import EventPreparer
-from tidings.producer_core import ReliableProducer
+from tidings.producer.outbox import Outbox, OutboxRelay
+from tidings.producer.prepare import EventPreparer
+from tidings.producer.reliable import ReliableProducer
 from tidings.settings import kafka_client_config
 from tidings.topology import Topology, load_topology
 

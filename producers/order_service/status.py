@@ -13,9 +13,9 @@ from typing import Any
 
 from producers.order_service import store
 from schemas import InventoryRejected, InventoryReserved
+from tidings.codec.events import Event
 from tidings.consumer.context import HandlerContext, NonRetryableError
 from tidings.db import Database
-from tidings.events import Event
 
 
 class UnexpectedEvent(NonRetryableError):

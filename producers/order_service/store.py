@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tidings.db import Database, transaction
-from tidings.outbox import ensure_outbox_table
+from tidings.producer.outbox import ensure_outbox_table
 
 PENDING, RESERVED, REJECTED, CANCELLED = "pending", "reserved", "rejected", "cancelled"
 

@@ -13,7 +13,7 @@ from runtime_support import make_group, running
 from shop_support import an_order, eventually, headers_of, read_all
 
 from schemas import LineItem
-from tidings.publisher import Publisher
+from tidings.producer.publisher import Publisher
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from shop_support import an_order, eventually, headers_of, read_all
 
 from tidings.cli import main
 from tidings.dlq import dlq_summary, plan_redrive
-from tidings.publisher import Publisher
+from tidings.producer.publisher import Publisher
 from tidings.replay import Cluster
 
 pytestmark = pytest.mark.integration

@@ -36,8 +36,8 @@ from shop_support import an_order, headers_of, read_all
 
 from consumers.email.smtp_sink import SmtpSink, free_port
 from schemas import LineItem, OrderCancelled, OrderCreated
-from tidings.events import Event
-from tidings.publisher import Delivery, Publisher
+from tidings.codec.events import Event
+from tidings.producer.publisher import Delivery, Publisher
 from tidings.topology import Topology, load_topology, sync
 
 pytestmark = pytest.mark.integration

@@ -15,9 +15,9 @@ import pytest
 from shop_support import an_order, eventually, headers_of, make_shop, read_all
 
 from tidings.db import open_database, transaction
-from tidings.outbox import Outbox, OutboxRelay, ensure_outbox_table, read_status
-from tidings.prepare import EventPreparer
-from tidings.producer_core import ReliableProducer
+from tidings.producer.outbox import Outbox, OutboxRelay, ensure_outbox_table, read_status
+from tidings.producer.prepare import EventPreparer
+from tidings.producer.reliable import ReliableProducer
 from tidings.testing import local_kafka
 
 pytestmark = pytest.mark.integration

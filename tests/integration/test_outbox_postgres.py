@@ -15,7 +15,7 @@ import pytest
 from shop_support import Shop, an_order, eventually, headers_of, make_shop, read_all
 
 from tidings.db import Database, open_database, transaction
-from tidings.outbox import (
+from tidings.producer.outbox import (
     _RELAY_LOCK,
     TABLE,
     Outbox,
@@ -24,8 +24,8 @@ from tidings.outbox import (
     ensure_outbox_table,
     read_status,
 )
-from tidings.prepare import EventPreparer
-from tidings.producer_core import ReliableProducer
+from tidings.producer.prepare import EventPreparer
+from tidings.producer.reliable import ReliableProducer
 
 pytestmark = pytest.mark.integration
 

@@ -22,9 +22,9 @@ from schemas import (
     ReservedItem,
 )
 from tidings.codec import SingleObjectCodec
-from tidings.prepare import PublishRefused
-from tidings.producer_core import DeliveryFailed
-from tidings.publisher import Publisher, PublishFailed
+from tidings.producer.prepare import PublishRefused
+from tidings.producer.publisher import Publisher, PublishFailed
+from tidings.producer.reliable import DeliveryFailed
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ from shop_support import an_order, eventually, headers_of, read_all
 
 from schemas import LineItem
 from tidings.cli import main
-from tidings.publisher import Publisher
+from tidings.producer.publisher import Publisher
 from tidings.replay import REPLAY_ID, Cluster
 from tidings.replay.throttle import max_sent
 

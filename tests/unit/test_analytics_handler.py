@@ -12,9 +12,9 @@ import pytest
 
 from consumers.analytics import analytics_report, handle_batch, setup
 from schemas import LineItem, OrderCancelled, OrderCreated
+from tidings.codec.events import Event
 from tidings.consumer.context import BatchContext, Delivered, EventMeta
 from tidings.db import Database, transaction
-from tidings.events import Event
 
 T0 = datetime(2026, 3, 14, 15, 9, 26, tzinfo=UTC)
 

@@ -3,7 +3,6 @@ any bytes at all decode or fail with a DecodeError (the consumer's DLQ contract)
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import random
@@ -38,11 +37,10 @@ from tidings.codec import (
     codec_for,
     fingerprint,
 )
+from tidings.codec.events import Event
 from tidings.codec.fingerprint import canonical_form
 from tidings.codec.single_object import HEADER_SIZE, MAGIC
-from tidings.events import Event
 from tidings.topology import Topology, load_topology
-from tidings.topology.model import ClusterSpec
 
 REPO = Path(__file__).resolve().parents[2]
 # Avro stores milliseconds; a sample with microseconds would not survive the trip.
@@ -76,7 +74,7 @@ def topology() -> Topology:
 
 @pytest.fixture(scope="module")
 def catalogue(topology: Topology) -> SchemaCatalogue:
-    return SchemaCatalogue.from_topology(topology)
+    return SchemaCatalogue.from_events(topology.declared_events())
 
 
 @pytest.fixture(scope="module")
@@ -295,10 +293,7 @@ def test_encoding_a_bad_record_or_unknown_event_is_an_encode_error(
 
 
 def test_codec_for_picks_the_wire_format(topology: Topology, catalogue: SchemaCatalogue) -> None:
-    assert isinstance(codec_for(topology, catalogue), SingleObjectCodec)
-    with_registry = dataclasses.replace(
-        topology, cluster=ClusterSpec(schema_registry_url="mock://codec-for")
-    )
-    chosen = codec_for(with_registry, catalogue)
+    assert isinstance(codec_for(topology.declared_events(), None, catalogue), SingleObjectCodec)
+    chosen = codec_for(topology.declared_events(), "mock://codec-for", catalogue)
     assert isinstance(chosen, RegistryCodec)
     assert chosen.topics["order.created"] == "orders"

@@ -21,9 +21,9 @@ from consumers.email import PermanentMailError, TransientMailError, handle, setu
 from consumers.email.render import format_money
 from consumers.email.smtp_sink import SmtpSink, count_messages, free_port, message_ids
 from schemas import LineItem, OrderCreated
+from tidings.codec.events import Event
 from tidings.consumer.context import EventMeta, HandlerContext, NonRetryableError
 from tidings.db import Database, transaction
-from tidings.events import Event
 
 REPO = Path(__file__).resolve().parents[2]
 WHEN = datetime(2026, 3, 14, 15, 9, 26, tzinfo=UTC)

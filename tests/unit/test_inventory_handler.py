@@ -19,10 +19,10 @@ import pytest
 from consumers.inventory import handle, inventory_report, setup
 from consumers.inventory import stock as inventory_stock
 from schemas import InventoryRejected, InventoryReserved, LineItem, OrderCancelled, OrderCreated
+from tidings.codec.events import Event
 from tidings.consumer.context import EventMeta, HandlerContext, NonRetryableError
 from tidings.db import Database, transaction
 from tidings.errors import ConfigError
-from tidings.events import Event
 
 WHEN = datetime(2026, 3, 14, 15, 9, 26, tzinfo=UTC)
 INITIAL = {"MUG": 10, "TEE": 3, "POSTER": 1}

@@ -17,13 +17,13 @@ from pydantic import AwareDatetime, ValidationError
 
 from schemas import InventoryRejected, LineItem, OrderCancelled, OrderCreated
 from tidings.codec import SchemaCatalogue
-from tidings.events import Event, Record, model_problems
+from tidings.codec.events import Event, Record, model_problems
 from tidings.topology import TopologyInvalid, load_topology
 
 REPO = Path(__file__).resolve().parents[2]
 WHEN = datetime(2026, 3, 14, 15, 9, 26, 535000, tzinfo=UTC)
 TOPOLOGY = load_topology(REPO / "topology.yaml", check_imports=False)
-CATALOGUE = SchemaCatalogue.from_topology(TOPOLOGY)
+CATALOGUE = SchemaCatalogue.from_events(TOPOLOGY.declared_events())
 
 
 def schema(name: str) -> dict[str, Any]:
@@ -181,7 +181,7 @@ def test_models_are_frozen_and_round_trip_through_avro_records() -> None:
 
 MODEL_MODULE = '''\
 from pydantic import AwareDatetime
-from tidings.events import Event
+from tidings.codec.events import Event
 
 class Cancelled(Event):
     event_type = "order.cancelled"
@@ -219,7 +219,7 @@ events:
         ("shop_models:WrongEvent",
          "model 'shop_models:WrongEvent' is for event 'order.created', not 'order.cancelled'"),
         ("shop_models:NotAnEvent",
-         "model 'shop_models:NotAnEvent' is not a subclass of tidings.events.Event"),
+         "model 'shop_models:NotAnEvent' is not a subclass of tidings.codec.events.Event"),
         ("shop_models:Missing", "model 'shop_models:Missing': module 'shop_models' has no "
          "'Missing'"),
         ("no_such_module:Cancelled",

@@ -13,9 +13,9 @@ import pytest
 from producers.order_service import store
 from producers.order_service.status import handle, setup
 from schemas import InventoryRejected, InventoryReserved, ReservedItem
+from tidings.codec.events import Event
 from tidings.consumer.context import EventMeta, HandlerContext, NonRetryableError
 from tidings.db import Database, transaction
-from tidings.events import Event
 from tidings.topology import load_topology
 
 REPO = Path(__file__).resolve().parents[2]

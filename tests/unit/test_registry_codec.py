@@ -36,8 +36,8 @@ from tidings.topology import load_topology
 
 REPO = Path(__file__).resolve().parents[2]
 WHEN = datetime(2026, 3, 14, 15, 9, 26, 535000, tzinfo=UTC)
-CATALOGUE = SchemaCatalogue.from_topology(load_topology(REPO / "topology.yaml",
-                                                        check_imports=False))
+CATALOGUE = SchemaCatalogue.from_events(load_topology(REPO / "topology.yaml",
+                                                      check_imports=False).declared_events())
 TOPICS = {"order.created": "orders", "order.cancelled": "orders"}
 CREATED = OrderCreated(
     order_id="o-1", customer_id="cus_1", customer_email="ada@example.com", currency="EUR",
@@ -89,8 +89,8 @@ def test_subject_strategies() -> None:
     by_record.encode("order.created", CREATED.to_avro())
     by_record.encode("order.cancelled", CANCELLED.to_avro(), topic="orders-eu")
     assert sorted(by_record.client.get_subjects()) == [
-        "orders-eu-tidings.events.order.OrderCancelled",
-        "orders-tidings.events.order.OrderCreated",
+        "orders-eu-tidings.codec.events.order.OrderCancelled",
+        "orders-tidings.codec.events.order.OrderCreated",
     ]
 
 

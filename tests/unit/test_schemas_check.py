@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tidings import compat
 from tidings.cli import main
+from tidings.codec import compat
 from tidings.topology import TopologyInvalid, load_topology
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,8 +96,8 @@ def test_the_repository_schemas_pass(capsys: pytest.CaptureFixture[str]) -> None
     out, err = capsys.readouterr()
     assert "schemas compatible — 4 events, 5 versions" in out
     assert err == ""
-    assert all(f.severity == "warning" for f in compat.check_topology(
-        load_topology(REPO / "topology.yaml", check_imports=False)))
+    assert all(f.severity == "warning" for f in compat.check_events(
+        load_topology(REPO / "topology.yaml", check_imports=False).declared_events()))
 
 
 BREAKING = [
@@ -262,11 +262,11 @@ def test_compatibility_problems_is_usable_without_files() -> None:
     v3 = copy.deepcopy(V2)
     v3["name"] = "OrderPlaced"
     assert compat.compatibility_problems({2: V2, 3: v3}, "BACKWARD") == [
-        "v3 cannot read v2 (BACKWARD): record name 'tidings.events.order.OrderPlaced' does "
-        "not match writer's 'tidings.events.order.OrderCreated' (add an alias) at /"
+        "v3 cannot read v2 (BACKWARD): record name 'tidings.codec.events.order.OrderPlaced' does "
+        "not match writer's 'tidings.codec.events.order.OrderCreated' (add an alias) at /"
     ]
-    v3["aliases"] = ["tidings.events.order.OrderCreated"]
+    v3["aliases"] = ["tidings.codec.events.order.OrderCreated"]
     assert compat.compatibility_problems({2: V2, 3: v3}, "FULL") == [
-        "v2 cannot read v3 (FULL): record name 'tidings.events.order.OrderCreated' does "
-        "not match writer's 'tidings.events.order.OrderPlaced' (add an alias) at /"
+        "v2 cannot read v3 (FULL): record name 'tidings.codec.events.order.OrderCreated' does "
+        "not match writer's 'tidings.codec.events.order.OrderPlaced' (add an alias) at /"
     ]

@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from tidings.db import open_database
 from tidings.errors import ConfigError, TidingsError
 from tidings.imports import import_reference
-from tidings.outbox import OutboxRelay, ensure_outbox_table, read_status
-from tidings.producer_core import ReliableProducer
+from tidings.producer.outbox import OutboxRelay, ensure_outbox_table, read_status
+from tidings.producer.reliable import ReliableProducer
 from tidings.settings import Settings, kafka_client_config
 from tidings.topology import Topology, load_topology
 
@@ -52,7 +52,7 @@ def _topology(args: argparse.Namespace) -> Topology:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from tidings.publisher import Publisher
+    from tidings.producer.publisher import Publisher
 
     topology = _topology(args)
     if args.event not in topology.events:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tidings import compat
+from tidings.codec import compat
 from tidings.codec.catalogue import discover_versions
 from tidings.settings import Settings
 from tidings.topology import TopologyInvalid, load_topology
@@ -41,7 +41,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem.render(exc.filename), file=sys.stderr)
         return 1
-    warnings = [f for f in compat.check_topology(topology) if f.severity == "warning"]
+    findings = compat.check_events(topology.declared_events())
+    warnings = [f for f in findings if f.severity == "warning"]
     for finding in warnings:
         print(str(finding), file=sys.stderr)
     versions = sum(

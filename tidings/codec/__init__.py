@@ -7,10 +7,10 @@ topology names a schema registry.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
-from tidings.codec.catalogue import CatalogueError, SchemaCatalogue, SchemaVersion
+from tidings.codec.catalogue import CatalogueError, DeclaredEvent, SchemaCatalogue, SchemaVersion
 from tidings.codec.decoded import Decoded
 from tidings.codec.errors import (
     CorruptPayload,
@@ -26,9 +26,6 @@ from tidings.codec.fingerprint import fingerprint
 from tidings.codec.registry import RegistryCodec
 from tidings.codec.single_object import SingleObjectCodec
 
-if TYPE_CHECKING:
-    from tidings.topology import Topology
-
 
 class Codec(Protocol):
     """Turns records into bytes for one event type, and any payload back into a record."""
@@ -43,14 +40,15 @@ class Codec(Protocol):
         ...
 
 
-def codec_for(topology: Topology, catalogue: SchemaCatalogue | None = None) -> Codec:
-    """The codec the topology asks for: the registry's when ``cluster.schema_registry_url``
-    is set, single-object encoding otherwise."""
+def codec_for(declared: Sequence[DeclaredEvent], registry_url: str | None = None,
+              catalogue: SchemaCatalogue | None = None) -> Codec:
+    """The codec for the declared events: the registry's when ``registry_url`` (the
+    topology's ``cluster.schema_registry_url``) is set, single-object encoding otherwise."""
     if catalogue is None:
-        catalogue = SchemaCatalogue.from_topology(topology)
-    url = topology.cluster.schema_registry_url
+        catalogue = SchemaCatalogue.from_events(declared)
+    url = registry_url
     if url:
-        topics = {event: spec.topic for event, spec in topology.events.items()}
+        topics = {item.name: item.topic for item in declared}
         # Our topics carry several event types (orders: created and cancelled), so one
         # subject per topic would make the registry check one event against another.
         return RegistryCodec.from_url(catalogue, url, topics=topics,
@@ -62,6 +60,7 @@ __all__ = [
     "CatalogueError",
     "Codec",
     "CorruptPayload",
+    "DeclaredEvent",
     "DecodeError",
     "Decoded",
     "EncodeError",

@@ -13,15 +13,12 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import fastavro
 
 from tidings.codec.fingerprint import fingerprint
 from tidings.errors import ConfigError
-
-if TYPE_CHECKING:
-    from tidings.topology import Topology
 
 VERSIONED_FILE = re.compile(r"^(?P<stem>.+)\.v(?P<version>[0-9]+)\.avsc$")
 
@@ -111,6 +108,18 @@ def load_version(event: str, version: int, path: Path) -> SchemaVersion:
     return SchemaVersion(event, version, path, raw, parsed, fingerprint(parsed))
 
 
+@dataclass(frozen=True)
+class DeclaredEvent:
+    """What the codec needs of one event declared in topology.yaml; the codec builds
+    from these and never needs the topology itself."""
+
+    name: str
+    #: The schema file the topology names: the version publishers write.
+    schema_file: Path
+    topic: str
+    compatibility: str = "BACKWARD"
+
+
 class SchemaCatalogue:
     """The schemas of a topology: what a codec writes with and can read."""
 
@@ -140,16 +149,16 @@ class SchemaCatalogue:
             raise CatalogueError(problems)
 
     @classmethod
-    def from_topology(cls, topology: Topology) -> SchemaCatalogue:
-        """Load every version of every event the topology declares.
+    def from_events(cls, declared: Iterable[DeclaredEvent]) -> SchemaCatalogue:
+        """Load every version of every declared event (``Topology.declared_events()``).
 
         Raises :class:`CatalogueError` listing each file that cannot be used.
         """
         versions: list[SchemaVersion] = []
         writers: dict[str, int] = {}
         problems: list[tuple[str, str]] = []
-        for event, spec in topology.events.items():
-            current = topology.root / spec.schema_path
+        for item in declared:
+            event, current = item.name, item.schema_file
             try:
                 found = discover_versions(current)
             except ValueError as exc:

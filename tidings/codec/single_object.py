@@ -38,7 +38,7 @@ class SingleObjectCodec:
         }
 
     def encode(self, event: str, record: Mapping[str, Any]) -> bytes:
-        """``record`` (fastavro-ready: see :meth:`tidings.events.Event.to_avro`) as bytes,
+        """``record`` (fastavro-ready: see :meth:`tidings.codec.events.Event.to_avro`) as bytes,
         written with the event's current schema version."""
         try:
             writer, header = self._headers[event]

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from tidings.db import Database
 
 if TYPE_CHECKING:
-    from tidings.events import Event
+    from tidings.codec.events import Event
 
 
 class NonRetryableError(Exception):

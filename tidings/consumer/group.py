@@ -12,7 +12,7 @@ from tidings.consumer.retry import RetryPolicy
 from tidings.db import Database
 from tidings.errors import ConfigError
 from tidings.imports import import_reference, on_sys_path
-from tidings.prepare import EventPreparer
+from tidings.producer.prepare import EventPreparer
 from tidings.topology import Topology
 from tidings.topology.model import ConsumerSpec
 from tidings.topology.topology import replay_topic_name, retry_topic_name
@@ -65,7 +65,7 @@ def resolve_group(topology: Topology, group: str, database: Database) -> GroupSe
     with on_sys_path(topology.root):
         module = importlib.import_module(spec.handler.split(":")[0])
     setup_hook = getattr(module, "setup", None)
-    catalogue = SchemaCatalogue.from_topology(topology)
+    catalogue = SchemaCatalogue.from_events(topology.declared_events())
     models: dict[str, Any] = {}
     readers: dict[str, SchemaVersion] = {}
     for event in spec.subscribes:
@@ -86,7 +86,9 @@ def resolve_group(topology: Topology, group: str, database: Database) -> GroupSe
     return GroupSetup(
         topology=topology, group=group, spec=spec, database=database, handler=handler,
         setup_hook=setup_hook if callable(setup_hook) else None,
-        codec=codec_for(topology, catalogue), catalogue=catalogue, models=models,
+        codec=codec_for(topology.declared_events(), topology.cluster.schema_registry_url,
+                        catalogue),
+        catalogue=catalogue, models=models,
         readers=readers, policy=RetryPolicy(group, spec.retry, spec.dlq),
         source_topic=source_topic, preparer=preparer,
     )

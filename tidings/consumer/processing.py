@@ -30,9 +30,9 @@ from tidings.consumer.idempotency import IdempotencyStore
 from tidings.consumer.metrics import ConsumerMetrics
 from tidings.consumer.retry import RouteKind, attempt_of, error_class, failure_headers
 from tidings.db import transaction
-from tidings.outbox import Outbox
-from tidings.prepare import PublishRefused
-from tidings.producer_core import ReliableProducer
+from tidings.producer.outbox import Outbox
+from tidings.producer.prepare import PublishRefused
+from tidings.producer.reliable import ReliableProducer
 
 log = logging.getLogger("tidings.consumer")
 

@@ -31,8 +31,8 @@ from tidings.consumer.processing import EventProcessor, Outcome
 from tidings.consumer.retry import not_before
 from tidings.db import transaction
 from tidings.kafka_clients import admin_client, latest_offset, with_logger
-from tidings.outbox import OutboxRelay, ensure_outbox_table
-from tidings.producer_core import ReliableProducer
+from tidings.producer.outbox import OutboxRelay, ensure_outbox_table
+from tidings.producer.reliable import ReliableProducer
 
 log = logging.getLogger("tidings.consumer")
 

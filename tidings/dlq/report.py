@@ -74,7 +74,7 @@ def show_letters(topology: Topology, group: str, *, limit: int = 20,
                  cluster: Cluster | None = None) -> tuple[list[ShownLetter], int]:
     """The oldest ``limit`` dead letters of the group, decoded; and how many there are."""
     cluster = cluster or Cluster(topology)
-    codec = codec_for(topology)
+    codec = codec_for(topology.declared_events(), topology.cluster.schema_registry_url)
     shown: list[ShownLetter] = []
     total = 0
     for _, dlq in dlq_topics(topology, group):

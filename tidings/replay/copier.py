@@ -20,7 +20,7 @@ from typing import Any
 from confluent_kafka import Message
 
 from tidings import headers as h
-from tidings.producer_core import Delivery, ReliableProducer
+from tidings.producer.reliable import Delivery, ReliableProducer
 from tidings.replay.cluster import Cluster
 from tidings.replay.progress import Progress
 from tidings.replay.throttle import TokenBucket

@@ -19,7 +19,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import NewTopic
 
 from tidings.kafka_clients import with_logger
-from tidings.producer_core import RELIABLE_DEFAULTS
+from tidings.producer.reliable import RELIABLE_DEFAULTS
 from tidings.replay.cluster import Cluster, ReplayError
 
 STATE_TOPIC = "__tidings_replay_state"

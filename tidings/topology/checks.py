@@ -7,9 +7,9 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
-from tidings import compat
+from tidings.codec import compat
 from tidings.codec.catalogue import load_raw, load_version, version_of
-from tidings.events import Event, model_problems
+from tidings.codec.events import Event, model_problems
 from tidings.imports import on_sys_path, resolve_reference
 from tidings.topology import kafka_configs
 from tidings.topology.model import EVENT_NAME, SERVICE_NAME, TOPIC_NAME
@@ -224,8 +224,9 @@ def _events_with_sound_schema(topology: Topology) -> dict[str, Path]:
 def _check_schema_versions(
     topology: Topology, sound: Mapping[str, Path], report: Report
 ) -> None:
+    declared = {item.name: item for item in topology.declared_events()}
     for event in sound:
-        for finding in compat.check_event(topology, event):
+        for finding in compat.check_event(declared[event]):
             if finding.severity == "error":
                 report(("events", event, "schema"), finding.message)
 
@@ -257,7 +258,7 @@ def _check_models(topology: Topology, sound: Mapping[str, Path], report: Report)
 
 def _model_class_problem(reference: str, model: object, event: str) -> str | None:
     if not (isinstance(model, type) and issubclass(model, Event)):
-        return f"model {reference!r} is not a subclass of tidings.events.Event"
+        return f"model {reference!r} is not a subclass of tidings.codec.events.Event"
     declared = getattr(model, "event_type", None)
     if declared != event:
         return (f"model {reference!r} is for event {declared!r}, not {event!r}"

@@ -53,7 +53,7 @@ class EventSpec(_Strict):
     schema_path: str = Field(alias="schema")
     key: str | None = None
     compatibility: Compatibility = "BACKWARD"
-    #: The event's typed model, ``package.module:ClassName`` (a tidings.events.Event).
+    #: The event's typed model, ``package.module:ClassName`` (a tidings.codec.events.Event).
     model: str | None = None
 
     @field_validator("model")

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tidings.codec.catalogue import DeclaredEvent
 from tidings.durations import Duration
 from tidings.topology import kafka_configs
 from tidings.topology.model import (
@@ -75,6 +76,11 @@ class Topology:
 
     def schema_file(self, event: str) -> Path:
         return self.root / self.events[event].schema_path
+
+    def declared_events(self) -> list[DeclaredEvent]:
+        """The events as the codec knows them: name, schema file, topic, compatibility."""
+        return [DeclaredEvent(name, self.root / spec.schema_path, spec.topic, spec.compatibility)
+                for name, spec in self.events.items()]
 
     def topics_of_consumer(self, group: str) -> list[str]:
         """The main topics a group reads, in the order its subscriptions name them."""

@@ -13,7 +13,7 @@ from tidings.topology import Topology
 
 if TYPE_CHECKING:
     from tidings.codec import SchemaCatalogue
-    from tidings.events import Event
+    from tidings.codec.events import Event
 
 
 class PublishRefused(TidingsError):
@@ -57,8 +57,10 @@ class EventPreparer:
         self.topology = topology
         self.service = service
         self.allowed = frozenset(topology.producers[service].publishes)
-        self.catalogue = catalogue or SchemaCatalogue.from_topology(topology)
-        self.codec: EventCodec = codec or codec_for(topology, self.catalogue)
+        declared = topology.declared_events()
+        self.catalogue = catalogue or SchemaCatalogue.from_events(declared)
+        self.codec: EventCodec = codec or codec_for(declared, topology.cluster.schema_registry_url,
+                                                   self.catalogue)
         # Per event type, what every prepare() of it needs: (topic, key field, schema).
         self._routes: dict[str, tuple[str, str | None, str]] = {}
 

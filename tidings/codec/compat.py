@@ -18,18 +18,16 @@ against every earlier one, because consumers may meet any of them on a topic):
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from tidings.codec.catalogue import discover_versions, load_raw, version_of
+from tidings.codec.catalogue import DeclaredEvent, discover_versions, load_raw, version_of
 
 if TYPE_CHECKING:
     from avro.compatibility import SchemaCompatibilityResult
     from avro.schema import Schema
-
-    from tidings.topology import Topology
 
 Severity = Literal["error", "warning"]
 
@@ -46,18 +44,17 @@ class Finding:
         return f"{self.severity}: {self.message}" if self.severity == "warning" else self.message
 
 
-def check_topology(topology: Topology) -> list[Finding]:
-    """Every finding for every event of ``topology``."""
+def check_events(declared: Iterable[DeclaredEvent]) -> list[Finding]:
+    """Every finding for every declared event (``Topology.declared_events()``)."""
     findings: list[Finding] = []
-    for event in topology.events:
-        findings.extend(check_event(topology, event))
+    for item in declared:
+        findings.extend(check_event(item))
     return findings
 
 
-def check_event(topology: Topology, event: str) -> list[Finding]:
-    """Load every version of ``event`` next to its current schema file and check them."""
-    spec = topology.events[event]
-    current = topology.root / spec.schema_path
+def check_event(declared: DeclaredEvent) -> list[Finding]:
+    """Load every version of an event next to its current schema file and check them."""
+    event, current = declared.name, declared.schema_file
 
     def error(message: str) -> Finding:
         return Finding(event, "error", f"{event}: {message}")
@@ -83,7 +80,7 @@ def check_event(topology: Topology, event: str) -> list[Finding]:
         except ValueError as exc:
             findings.append(error(str(exc)))
     if len(raw) == len(found):
-        findings.extend(error(m) for m in compatibility_problems(raw, spec.compatibility))
+        findings.extend(error(m) for m in compatibility_problems(raw, declared.compatibility))
     return findings
 
 

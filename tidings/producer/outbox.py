@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tidings.db import Database, transaction
-from tidings.prepare import EventPreparer, PreparedEvent
-from tidings.producer_core import DeliveryFailed, ReliableProducer
+from tidings.producer.prepare import EventPreparer, PreparedEvent
+from tidings.producer.reliable import DeliveryFailed, ReliableProducer
 
 if TYPE_CHECKING:
-    from tidings.events import Event
+    from tidings.codec.events import Event
 
-log = logging.getLogger("tidings.outbox")
+log = logging.getLogger("tidings.producer.outbox")
 
 TABLE = "tidings_outbox"
 _SCHEMA = {

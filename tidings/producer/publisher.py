@@ -10,13 +10,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from tidings.errors import TidingsError
-from tidings.prepare import EventCodec, EventPreparer, PreparedEvent, PublishRefused
-from tidings.producer_core import Delivery, DeliveryFailed, ReliableProducer
+from tidings.producer.prepare import EventCodec, EventPreparer, PreparedEvent, PublishRefused
+from tidings.producer.reliable import Delivery, DeliveryFailed, ReliableProducer
 from tidings.settings import Settings, kafka_client_config
 from tidings.topology import Topology, load_topology
 
 if TYPE_CHECKING:
-    from tidings.events import Event
+    from tidings.codec.events import Event
 
 
 class PublishFailed(TidingsError):

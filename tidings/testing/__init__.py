@@ -1,0 +1,21 @@
+"""Test support for Tidings and for the teams who build on it.
+
+``tidings.testing`` gives real brokers for integration tests (an existing
+cluster, a container, or the local launcher) and a throwaway PostgreSQL.
+"""
+
+from tidings.testing.brokers import (
+    KAFKA_CONTAINER_IMAGE,
+    docker_available,
+    kafka_bootstrap_servers,
+    local_cluster,
+    local_kafka,
+)
+
+__all__ = [
+    "KAFKA_CONTAINER_IMAGE",
+    "docker_available",
+    "kafka_bootstrap_servers",
+    "local_cluster",
+    "local_kafka",
+]
