@@ -82,8 +82,10 @@ def test_relay_killed_repeatedly_loses_no_event(
             relay = start_relay()
             # Kill once it has relayed something (its start-up time varies with the
             # machine's load), then at a random moment of its work.
-            eventually(lambda: pending_rows(url) < before or before == 0
-                       or relay.poll() is not None, 60, "the relay to make progress")
+            def progressed(b: int = before, r: subprocess.Popen[bytes] = relay) -> bool:
+                return pending_rows(url) < b or b == 0 or r.poll() is not None
+
+            eventually(progressed, 60, "the relay to make progress")
             time.sleep(rng.uniform(0.0, 0.5))
             relayed = relay.poll() is None
             relay.send_signal(signal.SIGKILL)
