@@ -10,7 +10,14 @@ import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from tidings.durations import Duration, parse_duration
 
@@ -96,10 +103,22 @@ class ConsumerSpec(_Strict):
     dlq: bool = True
     concurrency: int = Field(1, ge=1, le=1000)
     batch: BatchSpec | None = None
+    #: ``batch``: one transaction per batch, for handlers whose effects live in ``ctx.db``
+    #: (fast); ``event``: one per event, for handlers with effects outside the database
+    #: (mail, webhooks, HTTP calls), so a crash redoes at most one. See the README.
+    transaction: Literal["batch", "event"] = "batch"
     #: Where a group with no committed offsets starts on its main topics: ``earliest``
     #: (every event the topic still holds), ``latest`` (only events published from now
     #: on) or an ISO 8601 time. Retry and replay topics always start at their beginning.
     start_from: str = "earliest"
+
+    @model_validator(mode="after")
+    def _batch_handlers_take_whole_batches(self) -> ConsumerSpec:
+        if self.batch is not None and "transaction" in self.model_fields_set \
+                and self.transaction == "event":
+            raise ValueError("transaction: event does not go with batch: (a batch handler "
+                             "gets its whole batch in one transaction); drop one of them")
+        return self
 
     @field_validator("start_from", mode="before")
     @classmethod
