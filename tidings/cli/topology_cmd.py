@@ -183,7 +183,7 @@ def plan_review(the_plan: Plan, view: sync.ClusterView, warnings: Sequence[Probl
     brokers = view.state.brokers
     refusals = []
     for refusal in the_plan.refusals:
-        line = topology.line_of(refusal.source_path)
+        line = topology.line_of(topology.refusal_source(refusal.source_path))
         refusals.append(Located(refusal.message, f"{filename}:{line}" if line else ""))
     return Review(
         title="Topology plan",
@@ -281,7 +281,7 @@ def render_plan(the_plan: Plan, view: sync.ClusterView) -> str:
             explained.add((change.kind, change.reason))
             lines.append(f"      {change.reason}")
     for refusal in the_plan.refusals:
-        line = view.topology.line_of(refusal.source_path)
+        line = view.topology.line_of(view.topology.refusal_source(refusal.source_path))
         where = f"{display_name(view.topology.path)}:{line}: " if line else ""
         lines.append(f"  ! {where}{refusal.message}")
     counts = the_plan.counts()

@@ -47,14 +47,15 @@ def diff_against_ref(head: Topology, ref: str) -> DeclarationDiff:
     with gitbase.checkout_at(head.path, ref) as base_path:
         if base_path is None:
             result = diff_topologies(head, None)
-            result.notes.append(f"{display_name(head.path)} does not exist at {ref}: "
+            result.notes.append(f"{display_name(head.path)} does not exist at `{ref}`: "
                                 "everything is new")
             return result
-        base, note = _load_base(base_path, head.env, ref)
-        result = diff_topologies(head, base)
-        if note:
-            result.notes.append(note)
-        return result
+        if head.env != LOCAL and head.env not in resolve_file(base_path, LOCAL).declared:
+            result = diff_topologies(head, None)
+            result.notes.append(f"environment `{head.env}` is new in this branch: everything "
+                                "it declares is new")
+            return result
+        return diff_topologies(head, _load_base(base_path, head.env, ref))
 
 
 def schema_changes_against_ref(head: Topology, ref: str) -> DeclarationDiff:
@@ -65,18 +66,12 @@ def schema_changes_against_ref(head: Topology, ref: str) -> DeclarationDiff:
     return whole
 
 
-def _load_base(path: Path, env: str, ref: str) -> tuple[Topology, str | None]:
-    note = None
-    if env != LOCAL and env not in resolve_file(path, LOCAL).declared:
-        note = (f"environment `{env}` is new in this branch; compared with the base's "
-                f"declaration as `{LOCAL}` resolves it")
-        env = LOCAL
+def _load_base(path: Path, env: str, ref: str) -> Topology:
     try:
         # Handlers are the branch's business (validate imports them); the base is data.
-        return load_topology(path, env=env, check_imports=False), note
+        return load_topology(path, env=env, check_imports=False)
     except TopologyInvalid as exc:
-        shown = f"{ref}:{path.name}"
-        raise TopologyInvalid(shown, exc.problems) from None
+        raise TopologyInvalid(f"{ref}:{path.name}", exc.problems) from None
 
 
 def diff_topologies(head: Topology, base: Topology | None) -> DeclarationDiff:
@@ -86,7 +81,7 @@ def diff_topologies(head: Topology, base: Topology | None) -> DeclarationDiff:
     result.items += items_from_plan(plan, head)
     filename = display_name(head.path)
     for refusal in plan.refusals:
-        line = head.line_of(refusal.source_path)
+        line = head.line_of(head.refusal_source(refusal.source_path))
         result.refusals.append(Located(refusal.message, f"{filename}:{line}" if line else ""))
     result.items += _schema_items(head, base)
     result.items += _event_items(head, base)

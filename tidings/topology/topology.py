@@ -112,6 +112,15 @@ class Topology:
             return ("topics", topic, "replication_factor")
         return ("defaults", "replication_factor")
 
+    def refusal_source(self, path: Path_) -> Path_:
+        """Where a refused layout change is declared: a topic's own ``partitions`` or
+        ``replication_factor`` when it sets one, else the default it inherits."""
+        if (len(path) == 3 and path[0] == "topics" and path[1] in self.topics
+                and path[2] in ("partitions", "replication_factor")
+                and getattr(self.topics[str(path[1])], str(path[2])) is None):
+            return ("defaults", path[2])
+        return path
+
     def dlq_config_of(self, group: str, topic: str) -> dict[str, str]:
         """The configs of ``group``'s dead-letter topic for ``topic``."""
         inherited = {key: value for key, value in self.topic_config(topic).items()
