@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tidings.cli._durations_arg import accept_negative_durations
+from tidings.cli._environment_arg import add_env_argument
 from tidings.errors import TidingsError
 from tidings.replay import (
     Mode,
@@ -29,6 +30,7 @@ def register(sub: Any) -> None:
                     "before now (-2h), or partition:offset lists (0:120,1:80).")
     parser.add_argument("-f", "--file", type=Path, default=None,
                         help="the topology file (default: $TIDINGS_TOPOLOGY or ./topology.yaml)")
+    add_env_argument(parser)
     parser.add_argument("--group", required=True, help="the one consumer group to replay to")
     parser.add_argument("--topic", help="the declared topic to replay from")
     parser.add_argument("--from", dest="start", help="start of the range (included)")
@@ -51,7 +53,7 @@ def register(sub: Any) -> None:
 
 def load(args: argparse.Namespace) -> Topology:
     return load_topology(Path(args.file) if args.file else Settings().topology,
-                         check_imports=False)
+                         check_imports=False, env=args.env)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

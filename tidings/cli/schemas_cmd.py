@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tidings.cli._environment_arg import add_env_argument
 from tidings.codec import compat
 from tidings.codec.catalogue import discover_versions
 from tidings.settings import Settings
@@ -25,6 +26,7 @@ def register(sub: Any) -> None:
     )
     check.add_argument("-f", "--file", type=Path, default=None,
                        help="the topology file (default: $TIDINGS_TOPOLOGY or ./topology.yaml)")
+    add_env_argument(check)
     check.add_argument("--no-imports", action="store_true",
                        help="do not import event models and consumer handlers")
     check.set_defaults(func=cmd_check)
@@ -36,7 +38,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         # Loading runs the compatibility and model checks along with everything else:
         # a topology that fails validation cannot have publishable schemas.
-        topology = load_topology(path, check_imports=not args.no_imports)
+        topology = load_topology(path, check_imports=not args.no_imports, env=args.env)
     except TopologyInvalid as exc:
         for problem in exc.problems:
             print(problem.render(exc.filename), file=sys.stderr)

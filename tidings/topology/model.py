@@ -42,6 +42,9 @@ class ClusterSpec(_Strict):
     bootstrap_servers: str | None = None
     schema_registry_url: str | None = None
     properties: dict[str, str | int | bool] = Field(default_factory=dict)
+    #: How many brokers the cluster has, where known: validation then bounds replication
+    #: factors without a connection (an environment's cluster, typically).
+    brokers: int | None = Field(None, ge=1)
 
 
 class DefaultsSpec(_Strict):
@@ -101,6 +104,9 @@ class ConsumerSpec(_Strict):
     handler: str
     retry: list[DurationField] = Field(default_factory=list)
     dlq: bool = True
+    #: Topic configs for this group's dead-letter topics, over what they copy from the
+    #: source topic (a DLQ usually keeps its events longer than the source does).
+    dlq_config: dict[str, ConfigValue] = Field(default_factory=dict)
     concurrency: int = Field(1, ge=1, le=1000)
     batch: BatchSpec | None = None
     #: ``batch``: one transaction per batch, for handlers whose effects live in ``ctx.db``

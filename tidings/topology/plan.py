@@ -32,6 +32,31 @@ class ChangeKind(StrEnum):
     DELETE = "delete"
 
 
+class Resource(StrEnum):
+    """What a change is to, in the order a reviewer reads a plan (tidings.topology.review).
+
+    A new kind of change names its resource in :data:`RESOURCE_OF`; an ACL change
+    kind maps to ``ACL`` and its rows land in the plan's ACL group with no other edit.
+    """
+
+    TOPIC = "topic"
+    ACL = "acl"
+    SCHEMA = "schema"
+    EVENT = "event"
+    SERVICE = "service"
+    CLUSTER = "cluster"
+
+
+#: The resource each cluster change kind acts on.
+RESOURCE_OF: dict[ChangeKind, Resource] = {
+    ChangeKind.CREATE: Resource.TOPIC,
+    ChangeKind.ADD_PARTITIONS: Resource.TOPIC,
+    ChangeKind.SET_CONFIG: Resource.TOPIC,
+    ChangeKind.UNSET_CONFIG: Resource.TOPIC,
+    ChangeKind.DELETE: Resource.TOPIC,
+}
+
+
 @dataclass(frozen=True)
 class LiveConfig:
     value: str | None

@@ -11,6 +11,7 @@ from tidings.kafka_clients import admin_client, fetch_metadata
 from tidings.settings import Settings, kafka_client_config
 from tidings.topology import checks
 from tidings.topology.apply import ApplyResult, apply_plan
+from tidings.topology.environments import LOCAL
 from tidings.topology.live import read_cluster_state
 from tidings.topology.load import TopologyInvalid, display_name
 from tidings.topology.plan import ClusterState, Plan, plan_topology
@@ -55,9 +56,11 @@ def connect(topology: Topology, settings: Settings | None = None) -> ClusterView
 def check_against_cluster(view: ClusterView) -> None:
     """Problems only a live cluster reveals (replication larger than the cluster)."""
     problems: list[Problem] = []
+    label = f"[{view.topology.env}] " if view.topology.env != LOCAL else ""
     checks.check_replication(
         view.topology, view.state.brokers,
-        lambda path, message: problems.append(Problem(view.topology.line_of(path), message)),
+        lambda path, message: problems.append(Problem(view.topology.line_of(path),
+                                                      label + message)),
     )
     if problems:
         raise TopologyInvalid(display_name(view.topology.path), problems)
