@@ -15,7 +15,7 @@ from tidings.topology.load import display_name
 from tidings.topology.plan import Grade, Plan
 
 _MARK = {"create": "+", "add-partitions": "~", "set-config": "~", "unset-config": "~",
-         "delete": "-"}
+         "delete": "-", "set-partitioner": "~"}
 
 
 def register(sub: Any) -> None:

@@ -52,15 +52,14 @@ class EventPreparer:
             raise PublishRefused(
                 f"{service!r} is not a producer in {topology.path.name} (declared: {known})"
             )
-        from tidings.codec import SchemaCatalogue, codec_for
+        from tidings.codec import SchemaCatalogue
 
         self.topology = topology
         self.service = service
         self.allowed = frozenset(topology.producers[service].publishes)
         declared = topology.declared_events()
         self.catalogue = catalogue or SchemaCatalogue.from_events(declared)
-        self.codec: EventCodec = codec or codec_for(declared, topology.cluster.schema_registry_url,
-                                                   self.catalogue)
+        self.codec: EventCodec = codec or topology.codec(self.catalogue)
         # Per event type, what every prepare() of it needs: (topic, key field, schema).
         self._routes: dict[str, tuple[str, str | None, str]] = {}
 
@@ -73,9 +72,12 @@ class EventPreparer:
                     f"(it publishes: {', '.join(sorted(self.allowed))}); add it under "
                     f"producers.{self.service}.publishes in {self.topology.path.name}"
                 )
+            from tidings.codec import schema_header
+
             spec = self.topology.events[event_type]
+            # The writer's registry id in registry mode, else its fingerprint.
             route = (spec.topic, spec.key or None,
-                     self.catalogue.writer(event_type).fingerprint.hex())
+                     schema_header(self.codec, self.catalogue, event_type))
             self._routes[event_type] = route
         return route
 

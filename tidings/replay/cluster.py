@@ -62,7 +62,7 @@ class Cluster:
         settings = Settings()
         self.topology = topology
         self.config: dict[str, Any] = dict(config) if config is not None else \
-            kafka_client_config(settings, topology.cluster.properties,
+            kafka_client_config(settings, topology.cluster.client_properties,
                                 topology.cluster.bootstrap_servers)
         self.bootstrap = str(self.config.get("bootstrap.servers", "?"))
         self.timeout = timeout if timeout is not None else settings.admin_timeout_s

@@ -54,11 +54,14 @@ def load_topology(
     *,
     check_imports: bool = True,
     broker_count: int | None = None,
+    check_compatibility: bool = True,
 ) -> Topology:
     """Read and validate a topology file.
 
     ``check_imports`` imports each consumer's handler (with the file's directory on
-    ``sys.path``); ``broker_count``, when known, bounds replication factors.
+    ``sys.path``); ``broker_count``, when known, bounds replication factors;
+    ``check_compatibility`` false leaves schema evolution to the caller (``tidings
+    schemas check --registry`` reports it next to the registry's verdict).
     Raises :class:`TopologyInvalid` listing every problem found.
     """
     path = Path(path).resolve()
@@ -93,7 +96,8 @@ def load_topology(
     broken = {section: parsed.get(f"{section}!broken", set()) for section in SECTION_ENTRY_MODELS}
     problems.extend(
         checks.check_topology(
-            topology, broken=broken, check_imports=check_imports, broker_count=broker_count
+            topology, broken=broken, check_imports=check_imports, broker_count=broker_count,
+            check_compatibility=check_compatibility,
         )
     )
     if problems:
