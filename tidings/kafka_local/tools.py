@@ -57,6 +57,8 @@ def render_script(name: str, java: Path, classpath: Path, log_config: Path) -> s
         "#!/bin/sh\n"
         f"# {name} from Apache Kafka {KAFKA_VERSION}, written by `tidings dev up`.\n"
         f'exec "${{JAVA:-{java}}}" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \\\n'
+        # Keys and values typed at the console producer are UTF-8 whatever the locale.
+        "  -Dfile.encoding=UTF-8 -Dstdout.encoding=UTF-8 \\\n"
         f"  -Dlog4j2.configurationFile={shlex.quote(str(log_config))} \\\n"
         # The JVM expands a trailing '*' itself: quoted, the shell must not.
         f"  -cp {shlex.quote(str(classpath) + '/*')} {main_class} \"$@\"\n"
