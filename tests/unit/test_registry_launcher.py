@@ -118,6 +118,17 @@ def test_apicurio_is_fetched_unpacked_and_cached(tmp_path: Path, cache: Path) ->
     assert sorted(p.name for p in app.parent.iterdir()) == [".lock", "app"]
 
 
+def test_a_legacy_jar_build_runs_from_its_runner_jar(tmp_path: Path, cache: Path) -> None:
+    # Apicurio 3.0.x ships <name>-runner.jar beside lib/ instead of quarkus-run.jar.
+    _fake_mvn(tmp_path, {"apicurio-registry-app-3.0.9-runner.jar": b"jar",
+                         "lib/io.quarkus.quarkus-bootstrap-runner-3.15.4.jar": b"lib"})
+    app = artifacts.ensure_apicurio("9.9")
+    assert artifacts.runner_jar(app) == app / "apicurio-registry-app-3.0.9-runner.jar"
+    command = LocalRegistry(tmp_path, port=23456).command(
+        RegistryRuntime("3.0.9", runtime(17)), app)
+    assert command[-2:] == ["-jar", str(app / "apicurio-registry-app-3.0.9-runner.jar")]
+
+
 def test_an_archive_without_the_runner_is_a_failed_download(tmp_path: Path, cache: Path) -> None:
     calls = _fake_mvn(tmp_path, {"README": b"not a registry"})
     with pytest.raises(TidingsError) as err:
@@ -126,7 +137,7 @@ def test_an_archive_without_the_runner_is_a_failed_download(tmp_path: Path, cach
     assert "\n" not in message
     assert message.startswith("could not download Apicurio Registry 9.9 from Maven Central "
                               "after 3 attempts (apicurio-registry-app-9.9-all.tar.gz holds no "
-                              "quarkus-run.jar)")
+                              "quarkus-run.jar or *-runner.jar)")
     assert len(calls.read_text().splitlines()) == artifacts.ATTEMPTS
     assert not (cache / "apicurio" / "9.9" / "app").exists()
 

@@ -8,7 +8,8 @@ Docker images) are not reachable everywhere, Maven Central usually is:
   runtime classpath;
 * Kafka's own command-line tools (``kafka-tools``, same version, ``tools-pom.xml``);
 * the Apicurio schema registry, a ready-to-run Quarkus build published as one
-  ``tar.gz`` (``mvn dependency:copy``, then unpacked here).
+  ``tar.gz`` (``mvn dependency:copy``, then unpacked here; the tarball is not kept,
+  though Maven keeps its own copy in ``~/.m2``).
 
 Each goes through :func:`ensure_artifact`: a file lock so concurrent processes
 share one download, a private temp dir per attempt, three attempts with backoff,
@@ -65,7 +66,7 @@ def tools_dir(version: str = KAFKA_VERSION) -> Path:
 
 
 def apicurio_dir(version: str) -> Path:
-    """Where Apicurio Registry ``version`` is unpacked (``quarkus-run.jar`` inside)."""
+    """Where Apicurio Registry ``version`` is unpacked (its runner jar inside)."""
     return cache_dir() / "apicurio" / version / "app"
 
 
@@ -237,9 +238,11 @@ def apicurio_artifact(version: str) -> Artifact:
                 archive.extractall(out, filter="data")
         except (OSError, tarfile.TarError) as exc:
             return f"cannot unpack {archives[0].name}: {exc}"
-        runner = min(out.glob("**/quarkus-run.jar"), key=lambda p: len(p.parts), default=None)
+        runners = [p for pattern in ("quarkus-run.jar", "*-runner.jar")
+                   for p in out.glob(f"**/{pattern}")]
+        runner = min(runners, key=lambda p: len(p.parts), default=None)
         if runner is None:
-            return f"{archives[0].name} holds no quarkus-run.jar"
+            return f"{archives[0].name} holds no quarkus-run.jar or *-runner.jar"
         if runner.parent != out:  # the archive wraps its files in a directory: lift them
             inner = runner.parent
             for item in inner.iterdir():
@@ -266,5 +269,16 @@ def ensure_kafka_tools(version: str = KAFKA_VERSION) -> Path:
 
 
 def ensure_apicurio(version: str) -> Path:
-    """Return the unpacked Apicurio Registry ``version`` (holds ``quarkus-run.jar``)."""
+    """Return the unpacked Apicurio Registry ``version`` (see :func:`runner_jar`)."""
     return ensure_artifact(apicurio_artifact(version))
+
+
+def runner_jar(app: Path) -> Path:
+    """The jar that starts an unpacked Quarkus build: ``quarkus-run.jar`` (a fast-jar
+    build, Apicurio 3.1+) or ``<name>-runner.jar`` next to ``lib/`` (a legacy-jar build,
+    as Apicurio 3.0.x ships)."""
+    fast = app / "quarkus-run.jar"
+    if fast.is_file():
+        return fast
+    legacy = sorted(app.glob("*-runner.jar"))
+    return legacy[0] if legacy else fast

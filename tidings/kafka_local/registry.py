@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tidings.errors import TidingsError
-from tidings.kafka_local.artifacts import ensure_apicurio
+from tidings.kafka_local.artifacts import ensure_apicurio, runner_jar
 from tidings.kafka_local.java import JavaRuntime, installed_javas, newest_java
 from tidings.kafka_local.layout import HOST
 from tidings.kafka_local.ports import ensure_ports_free
@@ -187,6 +187,11 @@ class LocalRegistry:
 
         Raises :class:`RegistryNotInstallable` when either is impossible.
         """
+        return self.prepare_static()
+
+    @staticmethod
+    def prepare_static() -> tuple[RegistryRuntime, Path]:
+        """:meth:`prepare`, without a registry to start (``tidings.kafka_local.fetch``)."""
         runtime = choose_runtime()
         try:
             app = ensure_apicurio(runtime.version)
@@ -264,7 +269,7 @@ class LocalRegistry:
             # One access-log line per request drowns the interesting lines.
             '-Dquarkus.log.category."io.quarkus.http.access-log".level=WARN',
             "-jar",
-            str(app / "quarkus-run.jar"),
+            str(runner_jar(app)),
         ]
 
     def _wait_ready(self, proc: subprocess.Popen[bytes] | None, deadline: float) -> None:
