@@ -11,6 +11,7 @@ import copy
 import json
 import shutil
 import struct
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from schemas import (
     ReservedItem,
 )
 from tidings.cli import main
-from tidings.codec import SchemaCatalogue, SchemaRejected, compat
+from tidings.codec import RegistryUnavailable, SchemaCatalogue, SchemaRejected, compat
 from tidings.codec.catalogue import DeclaredEvent
 from tidings.codec.events import Event
 from tidings.codec.registry import make_client, record_subject
@@ -374,3 +375,37 @@ def test_a_registry_that_cannot_be_reached_is_one_line(tmp_path: Path,
     assert len(err.splitlines()) == 1
     assert err.startswith("tidings: schema registry at http://127.0.0.1:9/apis/ccompat/v7: ")
 
+
+
+def test_a_consumer_that_cannot_reach_the_registry_stops_instead_of_dead_lettering(
+    tmp_path: Path, schema_registry: str, kafka_bootstrap: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    shop = make_registry_shop(tmp_path, schema_registry)
+    register(shop, capsys)
+    with Publisher(shop.topology, "shop") as publisher:
+        publisher.publish(an_order())
+    # The same group, but its registry is down: the event is not the event's fault.
+    blind = make_registry_shop(tmp_path, "http://127.0.0.1:9/apis/ccompat/v7",
+                               prefix=shop.prefix, apply=False)
+    failure: list[BaseException] = []
+    runtime = blind.runtime()
+
+    def run() -> None:
+        try:
+            runtime.run()
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=120)
+    if thread.is_alive():
+        runtime.stop()
+        thread.join(timeout=60)
+        pytest.fail("the runtime kept running without its registry")
+    (error,) = failure
+    assert isinstance(error, RegistryUnavailable)
+    assert str(error).startswith("schema registry at http://127.0.0.1:9/apis/ccompat/v7: ")
+    assert read_all(kafka_bootstrap, f"{shop.orders_topic}.{shop.group}.dlq") == []
+    assert blind.seen() == []

@@ -169,7 +169,8 @@ class RegistryCodec:
                 ) from exc
             raise RegistryUnavailable(f"schema registry{where}: {exc}") from exc
         except Exception as exc:  # transport errors come from httpx and the OS
-            raise RegistryUnavailable(f"schema registry: {type(exc).__name__}: {exc}") from exc
+            raise RegistryUnavailable(
+                f"schema registry{where}: {type(exc).__name__}: {exc}") from exc
         self._writers[schema_id] = writer
         return writer, HEADER.pack(MAGIC, schema_id)
 
@@ -178,15 +179,17 @@ class RegistryCodec:
 
         if schema_id in self._unknown:
             raise UnknownSchema(self._unknown[schema_id])
+        where = f" at {self.url}" if self.url else ""
         try:
             registered = self.client.get_schema(schema_id)
         except SchemaRegistryError as exc:
             if exc.http_status_code == 404:
                 reason = f"registry has no schema id {schema_id}"
                 raise self._unknown_schema(schema_id, reason) from None
-            raise RegistryUnavailable(f"schema registry: {exc}") from exc
+            raise RegistryUnavailable(f"schema registry{where}: {exc}") from exc
         except Exception as exc:  # transport errors come from httpx and the OS
-            raise RegistryUnavailable(f"schema registry: {type(exc).__name__}: {exc}") from exc
+            raise RegistryUnavailable(
+                f"schema registry{where}: {type(exc).__name__}: {exc}") from exc
         if (registered.schema_type or "AVRO") != "AVRO":
             raise self._unknown_schema(
                 schema_id, f"schema id {schema_id} is {registered.schema_type}, not Avro"
