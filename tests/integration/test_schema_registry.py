@@ -91,7 +91,7 @@ def test_every_event_type_round_trips_through_the_registry(
     with Publisher(shop.topology, "shop") as publisher:
         deliveries = publisher.publish_many(events)
     with running(shop.runtime()):
-        seen = eventually(lambda: len(shop.seen()) >= 4 and shop.seen(), 60, "all four events")
+        seen = eventually(lambda: len(shop.seen()) >= 4 and shop.seen(), 120, "all four events")
     assert len(seen) == 4
     rows = {row[0]: row for row in seen}
     for event, delivery in zip(events, deliveries, strict=True):
@@ -157,7 +157,7 @@ def test_confluent_avro_serializer_events_are_read_by_the_runtime(
     assert producer.flush(30) == 0
 
     with running(shop.runtime()):
-        seen = eventually(lambda: len(shop.seen()) >= 4 and shop.seen(), 60, "all four events")
+        seen = eventually(lambda: len(shop.seen()) >= 4 and shop.seen(), 120, "all four events")
     assert sorted((row[1], json.loads(row[3])["order_id"]) for row in seen) == sorted(
         [("order.created", e.order_id) for e in created]
         + [("order.cancelled", cancelled.order_id)])
@@ -186,7 +186,7 @@ def test_evolution_from_v1_to_v2(
         new = service.publish(an_order(customer_id="written-by-v2", coupon_code="SPRING",
                                        total_cents=2000))
     with running(v2.runtime()):
-        seen = eventually(lambda: len(v2.seen()) >= 2 and v2.seen(), 60, "both events")
+        seen = eventually(lambda: len(v2.seen()) >= 2 and v2.seen(), 120, "both events")
     rows = {row[0]: row for row in seen}
     v1_id = registry_id(schema_registry, v1, "order.created", 1)
     v2_id = registry_id(schema_registry, v2, "order.created", 2)
