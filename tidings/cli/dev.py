@@ -13,6 +13,8 @@ from tidings.kafka_local import (
     KAFKA_VERSION,
     LocalCluster,
     default_state_dir,
+    forget_dev_cluster,
+    remember_dev_cluster,
 )
 from tidings.kafka_local.registry import DEFAULT_REGISTRY_PORT, LocalRegistry, read_record
 from tidings.kafka_local.tools import TOOLS, tools_bin_dir, write_tool_scripts
@@ -96,6 +98,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     """Start (or find running) and print the bootstrap servers as the last line."""
     cluster = _cluster_for(args)
     bootstrap = cluster.up(fresh=args.fresh, timeout=args.timeout)
+    remember_dev_cluster(cluster.state_dir)
     print(f"Kafka {KAFKA_VERSION}: {cluster.brokers} broker(s) running")
     print(f"  state and data: {cluster.state_dir}")
     for node in cluster.nodes:
@@ -136,6 +139,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     cluster = LocalCluster.from_state_dir(state_dir) or LocalCluster(state_dir)
     was_running = cluster.status().running
     cluster.down()
+    forget_dev_cluster(state_dir)
     print("local Kafka stopped" if was_running else "no local Kafka running")
     return 0
 
@@ -155,11 +159,15 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  node {node.node_id}: pid {pid}  port {node.client_port}  {state}  "
                   f"{node.log_path}")
     registry = LocalRegistry.from_state_dir(state_dir)
+    registry_alive = False
     if registry is not None:
         reg = registry.status()
+        registry_alive = reg.alive
         if reg.alive:
             print(f"schema registry (Apicurio {reg.version}) at {reg.url}: pid {reg.pid}  "
                   f"alive  {reg.log_path}")
         else:
             print(f"no schema registry running (last at {reg.url})")
+    if (status is None or not status.running) and not registry_alive:
+        return 3  # as status commands do (LSB: "program is not running")
     return 0
