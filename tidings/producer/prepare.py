@@ -66,15 +66,14 @@ class EventPreparer:
             raise PublishRefused(
                 f"{service!r} is not a producer in {topology.path.name} (declared: {known})"
             )
-        from tidings.codec import SchemaCatalogue, codec_for
+        from tidings.codec import SchemaCatalogue
 
         self.topology = topology
         self.service = service
         self.allowed = frozenset(topology.producers[service].publishes)
         declared = topology.declared_events()
         self.catalogue = catalogue or SchemaCatalogue.from_events(declared)
-        self.codec: EventCodec = codec or codec_for(declared, topology.cluster.schema_registry_url,
-                                                   self.catalogue)
+        self.codec: EventCodec = codec or topology.codec(self.catalogue)
         self._routes: dict[str, _Route] = {}
         self._clock = _Timestamps()
         self._ids = _Ids()
@@ -88,8 +87,11 @@ class EventPreparer:
                     f"(it publishes: {', '.join(sorted(self.allowed))}); add it under "
                     f"producers.{self.service}.publishes in {self.topology.path.name}"
                 )
+            from tidings.codec import schema_header
+
             spec = self.topology.events[event_type]
-            schema = self.catalogue.writer(event_type).fingerprint.hex()
+            # The writer's registry id in registry mode, else its fingerprint.
+            schema = schema_header(self.codec, self.catalogue, event_type)
             route = _Route(spec.topic, spec.key or None, (h.EVENT_TYPE, event_type.encode()),
                            (h.SCHEMA, schema.encode()), (h.PRODUCER, self.service.encode()))
             self._routes[event_type] = route

@@ -19,6 +19,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from tidings.errors import TidingsError
 from tidings.kafka_clients import with_logger
+from tidings.topology.model import DEFAULT_PARTITIONER
 
 #: librdkafka's default producer is *not* idempotent; ours always is.
 RELIABLE_DEFAULTS: Mapping[str, Any] = {
@@ -152,7 +153,9 @@ class ReliableProducer:
     def __init__(self, config: Mapping[str, Any], *, delivery_timeout: float = 30.0) -> None:
         self.bootstrap = str(config.get("bootstrap.servers", "?"))
         self.delivery_timeout = delivery_timeout
-        merged = {**config, **RELIABLE_DEFAULTS}
+        # Keys land where Java's producers put them (murmur2) unless the config (the
+        # topology's cluster.partitioner) chooses another partitioner.
+        merged = {"partitioner": DEFAULT_PARTITIONER, **config, **RELIABLE_DEFAULTS}
         # Bounds how long a message may wait in librdkafka for the broker, so an
         # unreachable cluster surfaces as an error instead of an endless retry.
         merged["message.timeout.ms"] = int(delivery_timeout * 1000)
