@@ -17,6 +17,7 @@ from tidings.replay import (
     plan_replay,
     plan_undo,
 )
+from tidings.replay.progress import TextBar
 from tidings.settings import Settings
 from tidings.topology import Topology, load_topology
 
@@ -72,8 +73,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print("Dry run: nothing changed. Add --execute (or --yes) to replay.")
         return 0
     try:
-        result = execute_replay(plan, topology, rate=args.rate,
-                                show_progress=not args.no_progress)
+        result = execute_replay(plan, topology, rate=args.rate, show_progress=False,
+                                on_progress=None if args.no_progress else TextBar())
     except KeyboardInterrupt:
         print(f"tidings: replay {plan.replay_id} interrupted; run the same command again "
               "to resume it (nothing is copied twice)", file=sys.stderr)

@@ -10,9 +10,12 @@ from confluent_kafka import Message
 
 from tidings import headers as h
 from tidings.dlq.history import history_of
-from tidings.replay.cluster import Cluster, ReplayError
+from tidings.replay.cluster import Cluster, ReplayError, read_assigned
 from tidings.topology import Topology
 from tidings.topology.topology import dlq_topic_name
+
+#: Offsets at most this far apart are fetched as one run (cheaper than another seek).
+_RUN_GAP = 64
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,19 @@ class DeadLetter:
     def history(self) -> list[dict[str, Any]]:
         return history_of(self.headers)
 
+    @property
+    def redrives(self) -> int:
+        """How often the event was redriven before it came back here."""
+        return len(self.history)
+
+    @property
+    def key_text(self) -> str | None:
+        return None if self.key is None else self.key.decode("utf-8", "replace")
+
+    @property
+    def coordinate(self) -> tuple[str, int, int]:
+        return (self.topic, self.partition, self.offset)
+
 
 def dlq_topics(topology: Topology, group: str) -> list[tuple[str, str]]:
     """``(source topic, DLQ topic)`` pairs of a group; an error when it declares no DLQ."""
@@ -78,6 +94,34 @@ def dlq_topics(topology: Topology, group: str) -> list[tuple[str, str]]:
 
 def groups_with_dlq(topology: Topology) -> list[str]:
     return [group for group, spec in topology.consumers.items() if spec.dlq]
+
+
+def read_offsets(cluster: Cluster, topic: str,
+                 wanted: dict[int, list[int]]) -> dict[tuple[int, int], DeadLetter]:
+    """The dead letters at exactly these offsets, read with one consumer: nearby offsets
+    are fetched as one run, far-apart ones separately, never the whole partition."""
+    found: dict[tuple[int, int], DeadLetter] = {}
+    runs: list[tuple[int, int, int]] = []  # partition, start, end
+    for partition, offsets in sorted(wanted.items()):
+        for offset in sorted(set(offsets)):
+            if runs and runs[-1][0] == partition and offset - runs[-1][2] <= _RUN_GAP:
+                runs[-1] = (partition, runs[-1][1], offset + 1)
+            else:
+                runs.append((partition, offset, offset + 1))
+    if not runs:
+        return found
+    wanted_sets = {p: set(o) for p, o in wanted.items()}
+    consumer = cluster.consumer()
+    try:
+        for partition, start, end in runs:
+            for message in read_assigned(consumer, topic, {partition: (start, end)},
+                                         max(cluster.timeout, 10.0)):
+                letter = DeadLetter.from_message(message)
+                if letter.offset in wanted_sets[partition]:
+                    found[(partition, letter.offset)] = letter
+    finally:
+        consumer.close()
+    return found
 
 
 def read_letters(cluster: Cluster, topic: str,
