@@ -51,7 +51,7 @@ def handle(event, ctx):
 '''
 
 TEMPLATE = """\
-name: web-{p}
+name: {name}
 defaults: {{partitions: 3, replication_factor: 1}}
 topics:
   {p}orders: {{}}
@@ -123,20 +123,6 @@ class Shop:
         finally:
             connection.close()
 
-    def assigned(self, name: str) -> bool:
-        """Whether the group's members hold every partition of every topic it reads
-        (tests publish only then, so that no event waits for a rebalance)."""
-        group = self.group(name)
-        try:
-            description = Cluster(self.topology).admin.describe_consumer_groups(
-                [group], request_timeout=5)[group].result(timeout=5)
-        except Exception:  # the coordinator of a fresh broker is still loading
-            return False
-        held = {(tp.topic, tp.partition) for m in description.members or []
-                for tp in m.assignment.topic_partitions or []}
-        setup = resolve_group(self.topology, group, open_database(self.database_url(name)))
-        return all((topic, p) in held for topic in setup.topics for p in range(3))
-
     def dlq_size(self, name: str) -> int:
         topic = f"{self.orders}.{self.group(name)}.dlq"
         marks = Cluster(self.topology).watermarks(topic, [0, 1, 2])
@@ -153,7 +139,7 @@ def make_shop(root: Path, bootstrap: str) -> Shop:
     module = f"loyalty_{prefix.strip('-')}"
     (root / f"{module}.py").write_text(LOYALTY)
     path = root / "topology.yaml"
-    path.write_text(TEMPLATE.format(p=prefix, module=module))
+    path.write_text(TEMPLATE.format(p=prefix, module=module, name=prefix.strip("-")))
     topology = load_topology(path)
     view = sync.connect(topology)
     sync.apply(view, sync.plan(view))

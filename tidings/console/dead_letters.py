@@ -40,6 +40,7 @@ class DlqState:
     newest: list[LetterRef] = field(default_factory=list)
     redriven: frozenset[tuple[str, int, int]] = frozenset()
     error: str | None = None
+    loading: bool = False
 
 
 class DeadLetters:
@@ -56,11 +57,15 @@ class DeadLetters:
         self._thread: threading.Thread | None = None
 
     def state(self, group: str) -> DlqState:
+        """The state at the last refresh; before the first one, an empty state marked
+        ``loading`` (a page never waits for a DLQ to be read)."""
         with self._lock:
             known = self._states.get(group)
-        if known is None and group in self.indexes:
-            return self.refresh(group)
-        return known or DlqState()
+        return known or DlqState(loading=True)
+
+    def fresh(self, group: str) -> DlqState:
+        """The state after reading what is new (for a page about this one group)."""
+        return self.refresh(group)
 
     def refresh(self, group: str) -> DlqState:
         """Read what is new in the group's DLQ and its redrive ledger."""

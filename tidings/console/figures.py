@@ -20,7 +20,6 @@ from typing import Any
 from confluent_kafka import (
     ConsumerGroupState,
     ConsumerGroupTopicPartitions,
-    KafkaException,
     TopicPartition,
 )
 
@@ -30,6 +29,8 @@ from tidings.topology import Topology
 from tidings.topology.topology import dlq_topic_name, replay_topic_name, retry_topic_name
 
 TP = tuple[str, int]
+#: How long a snapshot waits for the group descriptions; a late answer shows the last.
+_DESCRIBE_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ class Figures:
         self._lock = threading.Lock()
         self.wanted = [t.name for t in topology.desired_topics()]
         self.groups = list(topology.consumers)
+        self._known: dict[str, tuple[str, list[Member]]] = {}
 
     def snapshot(self) -> Snapshot:
         began = time.monotonic()
@@ -133,7 +135,7 @@ class Figures:
                                             request_timeout=cluster.timeout) if everything \
             else {}
         described = cluster.admin.describe_consumer_groups(self.groups,
-                                                           request_timeout=cluster.timeout)
+                                                           request_timeout=_DESCRIBE_S)
         offset_f = {g: cluster.admin.list_consumer_group_offsets(
             [ConsumerGroupTopicPartitions(g)], request_timeout=cluster.timeout)[g]
             for g in self.groups}
@@ -143,20 +145,21 @@ class Figures:
         members: dict[str, list[Member]] = {}
         for group, future in described.items():
             try:
-                description = future.result(timeout=cluster.timeout)
-            except KafkaException:
-                states[group], members[group] = "UNKNOWN", []
+                description = future.result(timeout=_DESCRIBE_S)
+            except Exception:  # KafkaException, or no answer in time: the last we knew
+                states[group], members[group] = self._known.get(group, ("UNKNOWN", []))
                 continue
             state = description.state
             states[group] = state.name if isinstance(state, ConsumerGroupState) else str(state)
             members[group] = [Member(str(m.client_id), str(m.host), sorted(
                 (tp.topic, tp.partition) for tp in (m.assignment.topic_partitions or [])))
                 for m in description.members or []]
+            self._known[group] = (states[group], members[group])
         committed: dict[str, dict[TP, int]] = {}
         for group, future in offset_f.items():
             try:
                 answer = future.result(timeout=cluster.timeout)
-            except KafkaException:
+            except Exception:  # KafkaException or a timeout: no committed offsets shown
                 committed[group] = {}
                 continue
             committed[group] = {(tp.topic, tp.partition): int(tp.offset)
@@ -219,6 +222,6 @@ def _offsets(futures: Mapping[Any, Any], timeout: float) -> dict[TP, int]:
     for tp, future in futures.items():
         try:
             result[(tp.topic, tp.partition)] = int(future.result(timeout=timeout).offset)
-        except KafkaException:
+        except Exception:
             continue  # a partition without a leader right now: shown as empty
     return result

@@ -60,7 +60,7 @@ def register(app: FastAPI, console: Console) -> None:
         index = console.dead_letters.indexes[group]
         shown = show_letters(console.topology, group, limit=limit, offset=offset,
                              select=select, index=index)
-        state = console.dead_letters.state(group)
+        state = console.dead_letters.fresh(group)
         body = (filter_form(console, group, texts, index.error_classes(),
                             index.event_types())
                 + letters_table(session, group, texts, shown.letters, state.redriven)
@@ -86,7 +86,7 @@ def register(app: FastAPI, console: Console) -> None:
             raise TidingsError(f"no dead letter at {topic}[{partition}]@{offset} (purged, "
                                "or never there)")
         (item,) = decode_letters(console.topology, [found[(partition, offset)]])
-        state = console.dead_letters.state(group)
+        state = console.dead_letters.fresh(group)
         return html(page(f"Dead letter {topic}[{partition}]@{offset}",
                          letter_view(session, group, item,
                                      (topic, partition, offset) in state.redriven),
@@ -226,20 +226,27 @@ def letters_table(session: Session, group: str, texts: dict[str, str], letters: 
         rows.append([
             f'<input type="checkbox" name="selected" value="{e(letter.event_id)}" '
             f'aria-label="select {e(letter.event_id)}">',
-            e(format_ms(letter.timestamp_ms)), e(letter.event_type),
-            f'<a href="{e(where)}" data-letter>{e(letter.event_id)}</a>',
-            e(letter.key_text or "-"),
+            e(format_ms(letter.timestamp_ms).replace("T", " ")), e(letter.event_type),
+            f'<a href="{e(where)}" data-letter title="{e(letter.event_id)}">'
+            f"<code>{e(short(letter.event_id))}</code></a>",
+            f'<code title="{e(letter.key_text or "")}">{e(short(letter.key_text or "-"))}'
+            "</code>",
             f'<span class="err">{e(letter.error_class)}</span>: {e(letter.error_message[:90])}',
             e(letter.attempts), e(letter.redrives), f'<span class="{status}">{status}</span>'])
     return (f'<form method="post" action="/dlq/redrive/plan" class="letters">'
             f"{csrf_field(session)}{hidden({'group': group, **texts})}"
             + table(["", "dead-lettered", "event type", "event id", "key", "error", "attempts",
-                     "redrives", "status"], rows, cls="letters",
+                     "redrives", "status"], rows, cls="letters compact",
                     empty="no dead letters match")
             + '<div class="buttons"><button type="submit" name="selected_only" value="1">'
               "Plan redrive of the selected</button> "
               '<button type="submit" name="all" value="1" data-redrive-all>Plan redrive of '
               "all that match</button></div></form>")
+
+
+def short(text: str, keep: int = 13) -> str:
+    """A long id cut for a table cell (the whole one is in the cell's title)."""
+    return text if len(text) <= keep + 1 else text[:keep] + "…"
 
 
 def pager(group: str, texts: dict[str, str], offset: int, shown: int, total: int,

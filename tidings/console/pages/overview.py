@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from tidings.console.app import html, require
 from tidings.console.context import Console
+from tidings.console.dead_letters import DlqState
 from tidings.console.figures import Rates, Snapshot, group_topics
 from tidings.console.html import e, number, page, table, url
 
@@ -100,7 +101,7 @@ def graph(console: Console, snap: Snapshot, rates: Rates) -> str:
         dlq_class = ""
         if topology.consumers[name].dlq:
             state = console.dead_letters.state(name)
-            lines.append(f"DLQ {number(state.waiting)} waiting · {rates.group(name)}")
+            lines.append(f"DLQ {waiting(state)} waiting · {rates.group(name)}")
             dlq_class = " dlq-full" if state.waiting else ""
         else:
             lines.append(f"no DLQ · {rates.group(name)}")
@@ -123,6 +124,10 @@ def _node(kind: str, name: str, x: float, y: float, width: int, lines: list[str]
     return f'<a href="{e(href)}">{inner}</a>' if href else inner
 
 
+def waiting(state: DlqState) -> str:
+    return "…" if state.loading else number(state.waiting)
+
+
 def groups_table(console: Console, snap: Snapshot, rates: Rates) -> str:
     rows = []
     for name, spec in console.topology.consumers.items():
@@ -130,7 +135,7 @@ def groups_table(console: Console, snap: Snapshot, rates: Rates) -> str:
         retries = sum(snap.topic_lag(name, t) for _, t in topics.retry if t in snap.topics)
         if spec.dlq:
             state = console.dead_letters.state(name)
-            dlq = (f'<span data-dlq-waiting="{e(name)}">{number(state.waiting)}</span> waiting'
+            dlq = (f'<span data-dlq-waiting="{e(name)}">{waiting(state)}</span> waiting'
                    f' <span class="muted">({number(state.letters)} letters, '
                    f"{number(state.events)} events)</span>")
         else:
