@@ -88,6 +88,7 @@ class LetterIndex:
             for topic in self.topics:
                 partitions = self.cluster.partitions(topic)
                 marks = self.cluster.watermarks(topic, partitions)
+                ranges: dict[int, tuple[int, int]] = {}
                 for p in partitions:
                     low, high = marks[p]
                     known = self._partitions.setdefault((topic, p), _Partition(low, low))
@@ -99,11 +100,13 @@ class LetterIndex:
                         known.refs, start = [], low
                         self._sorted = None
                     if high > start:
-                        for letter in read_letters(self.cluster, topic, {p: (start, high)}):
-                            known.refs.append(LetterRef.of(letter))
-                            read += 1
-                        self._sorted = None
+                        ranges[p] = (start, high)
                     known.low, known.high = low, high
+                # Every partition's news in one read (one consumer per topic).
+                for letter in read_letters(self.cluster, topic, ranges):
+                    self._partitions[(topic, letter.partition)].refs.append(LetterRef.of(letter))
+                    read += 1
+                    self._sorted = None
             self.records_read += read
             self.refreshed_at = time.monotonic()
             return read

@@ -98,27 +98,29 @@ def groups_with_dlq(topology: Topology) -> list[str]:
 
 def read_offsets(cluster: Cluster, topic: str,
                  wanted: dict[int, list[int]]) -> dict[tuple[int, int], DeadLetter]:
-    """The dead letters at exactly these offsets, read with one consumer: nearby offsets
-    are fetched as one run, far-apart ones separately, never the whole partition."""
+    """The dead letters at exactly these offsets, never the whole partition: nearby
+    offsets are fetched as one run, and the runs of different partitions together
+    (one consumer, one fetch per round)."""
     found: dict[tuple[int, int], DeadLetter] = {}
-    runs: list[tuple[int, int, int]] = []  # partition, start, end
+    runs: dict[int, list[tuple[int, int]]] = {}  # partition -> [start, end) runs
     for partition, offsets in sorted(wanted.items()):
+        mine = runs.setdefault(partition, [])
         for offset in sorted(set(offsets)):
-            if runs and runs[-1][0] == partition and offset - runs[-1][2] <= _RUN_GAP:
-                runs[-1] = (partition, runs[-1][1], offset + 1)
+            if mine and offset - mine[-1][1] <= _RUN_GAP:
+                mine[-1] = (mine[-1][0], offset + 1)
             else:
-                runs.append((partition, offset, offset + 1))
-    if not runs:
-        return found
+                mine.append((offset, offset + 1))
     wanted_sets = {p: set(o) for p, o in wanted.items()}
-    consumer = cluster.consumer()
+    # A short fetch wait: these reads ask for records known to exist.
+    consumer = cluster.consumer(fetch_wait_max_ms=10)
     try:
-        for partition, start, end in runs:
-            for message in read_assigned(consumer, topic, {partition: (start, end)},
+        while any(runs.values()):
+            ranges = {p: mine.pop(0) for p, mine in runs.items() if mine}
+            for message in read_assigned(consumer, topic, ranges,
                                          max(cluster.timeout, 10.0)):
                 letter = DeadLetter.from_message(message)
-                if letter.offset in wanted_sets[partition]:
-                    found[(partition, letter.offset)] = letter
+                if letter.offset in wanted_sets[letter.partition]:
+                    found[(letter.partition, letter.offset)] = letter
     finally:
         consumer.close()
     return found
@@ -130,5 +132,11 @@ def read_letters(cluster: Cluster, topic: str,
     if ranges is None:
         partitions = cluster.partitions(topic)
         ranges = cluster.watermarks(topic, partitions)
-    for message in cluster.read_range(topic, ranges):
-        yield DeadLetter.from_message(message)
+    if not any(end > start for start, end in ranges.values()):
+        return
+    consumer = cluster.consumer(fetch_wait_max_ms=10)
+    try:
+        for message in read_assigned(consumer, topic, ranges, max(cluster.timeout, 10.0)):
+            yield DeadLetter.from_message(message)
+    finally:
+        consumer.close()

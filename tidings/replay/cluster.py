@@ -170,14 +170,16 @@ class Cluster:
 
     # -- records ---------------------------------------------------------------------
 
-    def consumer(self) -> KafkaConsumer:
-        """A consumer for reading by assignment only: it never commits."""
+    def consumer(self, **overrides: Any) -> KafkaConsumer:
+        """A consumer for reading by assignment only: it never commits. ``overrides``
+        are librdkafka properties with dots as underscores (``fetch_wait_max_ms=10``)."""
         return KafkaConsumer(with_logger({
             **self.config,
             "group.id": f"tidings-replay-reader-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
+            **{k.replace("_", "."): v for k, v in overrides.items()},
         }))
 
     def read_range(self, topic: str, ranges: Mapping[int, tuple[int, int]],
@@ -201,8 +203,12 @@ def read_assigned(consumer: KafkaConsumer, topic: str, ranges: Mapping[int, tupl
         return
     consumer.assign([TopicPartition(topic, p, ranges[p][0]) for p in pending])
     last_progress = time.monotonic()
+    position = {p: ranges[p][0] for p in pending}
     while pending:
-        messages = consumer.consume(500, timeout=0.5)
+        # Ask for no more than the ranges still hold: consume() waits out its timeout
+        # when fewer records than asked for come, which near a range's end they do.
+        left = sum(end - position[p] for p, end in pending.items())
+        messages = consumer.consume(max(1, min(500, left)), timeout=0.5)
         if not messages and time.monotonic() - last_progress > idle_timeout:
             missing = ", ".join(f"[{p}] before {end}" for p, end in sorted(pending.items()))
             raise ReplayError(f"reading {topic} stalled for {idle_timeout:g}s ({missing}); "
@@ -219,6 +225,7 @@ def read_assigned(consumer: KafkaConsumer, topic: str, ranges: Mapping[int, tupl
             offset = message.offset() or 0
             if end is None:
                 continue
+            position[partition] = offset + 1
             if offset < end:
                 yield message
             if offset >= end - 1:
