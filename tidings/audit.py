@@ -12,6 +12,8 @@ import getpass
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -160,3 +162,22 @@ def _now_ms() -> int:
 def describe(data: dict[str, Any]) -> str:
     """A compact one-line rendering of parameters, for an audit record's plan."""
     return ", ".join(f"{k}={v}" for k, v in data.items() if v not in (None, "", [], False))
+
+
+@contextmanager
+def recorded(cluster: Cluster, *, action: str, target: str, plan: str,
+             via: str = "cli", who: str | None = None,
+             role: str = "operator") -> Iterator[list[str]]:
+    """Record an action around its execution: ``started`` before (if that cannot be
+    written, the action does not run), then the outcome the block appends to the list
+    it is given (``done: ...``), or ``failed: ...`` when it raises."""
+    log = AuditLog(cluster)
+    record = log.start(new_record(who=who or cli_user(), role=role, via=via, action=action,
+                                  target=target, plan=plan))
+    outcome: list[str] = []
+    try:
+        yield outcome
+    except BaseException as exc:
+        log.finish(record, f"failed: {exc or type(exc).__name__}")
+        raise
+    log.finish(record, f"done: {outcome[-1] if outcome else 'finished'}")

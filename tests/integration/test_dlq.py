@@ -10,6 +10,7 @@ import pytest
 from replay_support import make_services
 from shop_support import an_order, eventually, headers_of, read_all
 
+from tidings.audit import AuditLog
 from tidings.cli import main
 from tidings.dlq import LetterFilter, dlq_summary, plan_redrive
 from tidings.producer.publisher import Publisher
@@ -240,6 +241,11 @@ def test_copies_beside_events_filters_and_pages(
     assert main(["dlq", "redrive", *topo, *[a for i in chosen for a in ("--event-id", i)],
                  "--yes", "--no-progress"]) == 0
     assert "Redrove 2 event(s)" in capsys.readouterr().out
+    (audited, *_) = [r for r in AuditLog(Cluster(services.topology)).records()
+                     if r.target == group]
+    assert (audited.via, audited.action) == ("cli", "dlq.redrive")
+    assert audited.outcome.startswith("done: redrove 2 event(s)")
+    assert "2 selected, 2 to send" in audited.plan
     sent = read_all(kafka_bootstrap, replay, expect=2, timeout=30)
     assert sorted(headers_of(m)["event-id"] for m in sent) == sorted(chosen)
     with running_group(services, "fixable"):

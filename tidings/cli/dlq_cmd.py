@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tidings.audit import recorded
 from tidings.cli._durations_arg import accept_negative_durations
 from tidings.dlq import (
     DEFAULT_MAX_REDRIVES,
@@ -23,7 +24,7 @@ from tidings.dlq import (
 )
 from tidings.dlq.select import LetterFilter
 from tidings.errors import TidingsError
-from tidings.replay import check_group_and_topic
+from tidings.replay import Cluster, check_group_and_topic
 from tidings.replay.progress import TextBar
 from tidings.settings import Settings
 from tidings.topology import Topology, load_topology
@@ -148,8 +149,11 @@ def cmd_redrive(args: argparse.Namespace) -> int:
         print("Dry run: nothing sent. Add --yes to redrive.")
         return 0
     try:
-        result = execute_redrive(plan, topology, rate=args.rate, show_progress=False,
-                                 on_progress=None if args.no_progress else TextBar())
+        with recorded(Cluster(topology), action="dlq.redrive", target=args.group,
+                      plan=plan.render()) as outcome:
+            result = execute_redrive(plan, topology, rate=args.rate, show_progress=False,
+                                     on_progress=None if args.no_progress else TextBar())
+            outcome.append(f"redrove {result.sent} event(s) (redrive {result.redrive_id})")
     except KeyboardInterrupt:
         print(f"tidings: redrive {plan.redrive_id} interrupted; run the same command again "
               "to resume it (nothing is sent twice)", file=sys.stderr)
@@ -168,6 +172,9 @@ def cmd_purge(args: argparse.Namespace) -> int:
     if not args.execute:
         print("Dry run: nothing deleted. Add --yes to delete them.")
         return 0
-    deleted = execute_purge(plan, topology)
+    with recorded(Cluster(topology), action="dlq.purge", target=args.group,
+                  plan=plan.render()) as outcome:
+        deleted = execute_purge(plan, topology)
+        outcome.append(f"purged {deleted} dead letter(s) of group {args.group}")
     print(f"Purged {deleted} dead letter(s) of group {args.group}.")
     return 0

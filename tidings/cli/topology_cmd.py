@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tidings.audit import recorded
 from tidings.errors import TidingsError
+from tidings.replay.cluster import Cluster
 from tidings.settings import Settings
 from tidings.topology import Topology, load_topology, sync
 from tidings.topology.load import display_name
@@ -91,7 +93,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("Nothing applied.")
             return 1
-    result = sync.apply(view, the_plan)
+    with recorded(Cluster(topology), action="topology.apply", target=topology.name,
+                  plan=render_plan(the_plan, view)) as outcome:
+        result = sync.apply(view, the_plan)
+        outcome.append(f"applied {len(result.done)} change(s)")
     print(f"Applied {len(result.done)} change(s).")
     return 0
 

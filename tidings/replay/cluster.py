@@ -110,16 +110,26 @@ class Cluster:
     def _list_offsets(self, topic: str, specs: Mapping[int, Any]) -> dict[int, int]:
         if not specs:
             return {}
-        request = {TopicPartition(topic, p): spec for p, spec in specs.items()}
-        futures = self.admin.list_offsets(request, request_timeout=self.timeout)
         result: dict[int, int] = {}
-        for tp, future in futures.items():
-            try:
-                result[tp.partition] = int(future.result(timeout=self.timeout).offset)
-            except KafkaException as exc:
-                raise ReplayError(f"cannot read offsets of {topic}[{tp.partition}]: "
-                                  f"{_text(exc)}") from None
-        return result
+        deadline = time.monotonic() + self.timeout
+        while True:
+            request = {TopicPartition(topic, p): spec for p, spec in specs.items()
+                       if p not in result}
+            futures = self.admin.list_offsets(request, request_timeout=self.timeout)
+            moving: list[int] = []
+            for tp, future in futures.items():
+                try:
+                    result[tp.partition] = int(future.result(timeout=self.timeout).offset)
+                except KafkaException as exc:
+                    # A topic created a moment ago may not have settled on its leader.
+                    if _leader_moving(exc) and time.monotonic() < deadline:
+                        moving.append(tp.partition)
+                        continue
+                    raise ReplayError(f"cannot read offsets of {topic}[{tp.partition}]: "
+                                      f"{_text(exc)}") from None
+            if not moving:
+                return result
+            time.sleep(0.2)
 
     def committed(self, group: str, topic: str, partitions: list[int]) -> dict[int, int | None]:
         """The group's committed offset per partition of ``topic`` (None: never committed)."""
@@ -231,6 +241,13 @@ def read_assigned(consumer: KafkaConsumer, topic: str, ranges: Mapping[int, tupl
             if offset >= end - 1:
                 del pending[partition]
                 consumer.incremental_unassign([TopicPartition(topic, partition)])
+
+
+def _leader_moving(exc: KafkaException) -> bool:
+    error = exc.args[0] if exc.args else None
+    return isinstance(error, KafkaError) and error.code() in (
+        KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART)
 
 
 def _text(exc: KafkaException) -> str:
