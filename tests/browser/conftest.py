@@ -16,9 +16,13 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_context() -> Iterator[Any]:
-    """One browser for the session, with a fresh profile; each test clears its cookies."""
+    """One browser, with a fresh profile; each test clears its cookies.
+
+    Module-scoped, and all browser tests are in one module, so it starts once per
+    session; and it stops before other tests run, because Playwright's sync API keeps
+    an asyncio loop running in this thread while it is up (asyncio.run() would fail)."""
     try:
         from playwright.sync_api import Error, sync_playwright
     except ImportError as exc:

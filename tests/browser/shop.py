@@ -139,7 +139,7 @@ def make_shop(root: Path, bootstrap: str) -> Shop:
     module = f"loyalty_{prefix.strip('-')}"
     (root / f"{module}.py").write_text(LOYALTY)
     path = root / "topology.yaml"
-    path.write_text(TEMPLATE.format(p=prefix, module=module, name=prefix.strip("-")))
+    path.write_text(TEMPLATE.format(p=prefix, module=module, name=f"web{prefix.strip('-')}"))
     topology = load_topology(path)
     view = sync.connect(topology)
     sync.apply(view, sync.plan(view))

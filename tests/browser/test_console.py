@@ -63,13 +63,13 @@ def live(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     try:
         for name in ("inventory", "analytics", "loyalty"):
             running.start(shop.runtime(name))
-        with Publisher(shop.topology, "order-service") as publisher:
-            deliveries = publisher.publish_many(
-                [an_order(i) for i in range(ORDERS)])
         producer = Producer({"bootstrap.servers": kafka_bootstrap})
         producer.produce(shop.orders, key=b"poison-1", value=b"\x00not an event",
                          headers=[("event-id", b"poison-1")])
         producer.flush(10)
+        with Publisher(shop.topology, "order-service") as publisher:
+            deliveries = publisher.publish_many(
+                [an_order(i) for i in range(ORDERS)])
         eventually(lambda: shop.dlq_size("loyalty") == ORDERS + 1, 60,
                    "every loyalty event in the DLQ")
         (root / "broken").unlink()  # the fix is deployed; the letters wait for a redrive
@@ -212,6 +212,11 @@ def test_a_viewer_sees_everything_and_is_refused_every_action(page: Any, live: L
     expect(page.locator("[data-waiting]")).to_have_text(waiting)
     page.goto(f"{live.console.url}/audit")
     expect(page.locator("table.audit tbody tr").first).to_contain_text("refused")
+    page.goto(f"{live.console.url}/topology")
+    expect(page.locator("main")).to_contain_text("No changes. The cluster matches the file.")
+    page.goto(f"{live.console.url}/groups/{live.loyalty}")
+    expect(page.locator("main")).to_contain_text(f"{live.shop.orders}.{live.loyalty}.retry.1s")
+    expect(page.locator("main")).to_contain_text("bug 12: no points rule")
 
 
 def test_bad_input_gets_the_clis_message_on_the_page(
