@@ -100,13 +100,13 @@ class RedrivePlan:
     other: int = 0
     earlier: int = 0  # redriven by a finished redrive before
     superseded: int = 0  # an older dead letter of an event with a newer one in range
+    resumed: bool = False
+    signature: str = ""
 
     @property
     def copies(self) -> int:
         """Letters left out because a newer letter of the same event is sent instead."""
         return self.superseded
-    resumed: bool = False
-    signature: str = ""
 
     @property
     def selected(self) -> int:
@@ -135,6 +135,8 @@ class RedrivePlan:
         width = max([len(f"{t.source}[{t.partition}]") for t in self.tasks] + [13])
         lines.append(f"  {'dlq partition':<{width}}  {'offsets':<14}  redrive")
         for task in self.tasks:
+            if task.end <= task.start:
+                continue  # an empty DLQ partition: nothing to say
             count = sum(1 for c in self.chosen if c[:2] == (task.source, task.partition))
             where = f"{task.source}[{task.partition}]"
             lines.append(f"  {where:<{width}}  {f'[{task.start}, {task.end})':<14}  {count:>7}")
@@ -147,9 +149,7 @@ class RedrivePlan:
         if self.held:
             lines.append(f"  held back: {self.held} event(s) already redriven "
                          f"{self.filter.max_redrives} times (pass --force to send them anyway)")
-        left = [(self.other, "of another error class"),
-                (self.earlier, "sent by an earlier redrive"),
-                ]
+        left = [(self.other, "not selected"), (self.earlier, "sent by an earlier redrive")]
         for count, why in left:
             if count:
                 lines.append(f"  left out: {count} {why}")
