@@ -34,15 +34,11 @@ class Console:
     def record(self, session: Session, action: str, target: str, plan: str) -> AuditRecord:
         """Record that ``session`` starts ``action``; raises if the log does not take it."""
         return self.audit.start(new_record(
-            who=_who(session), role=session.role.value, via="console", action=action,
+            who=who(session), role=session.role.value, via="console", action=action,
             target=target, plan=plan))
-
-
-def _who(session: Session) -> str:
-    return f"{session.who} [token {session.token_hint}]"
 
 
 def who(session: Session) -> str:
     """How the audit log names a console user: the name given at sign-in and a short
     hash of the token used (never the token)."""
-    return _who(session)
+    return f"{session.who} [token {session.token_hint}]"

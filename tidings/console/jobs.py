@@ -102,14 +102,6 @@ class Desk:
             return None
         return pending
 
-    def peek(self, plan_id: str) -> Pending | None:
-        with self._lock:
-            return self._pending.get(plan_id)
-
-    def put_back(self, pending: Pending) -> None:
-        with self._lock:
-            self._pending[pending.id] = pending
-
     def start(self, job: Job, work: Callable[[Job], str],
               finished: Callable[[Job], None]) -> Job:
         """Run ``work(job)`` in a thread; its return value (or error) is the outcome."""

@@ -94,3 +94,13 @@ def optional(text: str) -> str | None:
     return text.strip() or None
 
 
+
+
+def end_offsets(console: Console, targets: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    """The end offset of each ``(topic, partition)`` now (where a run's copies begin)."""
+    ends: dict[tuple[str, int], int] = {}
+    for topic in {t for t, _ in targets}:
+        partitions = [p for t, p in targets if t == topic]
+        for p, (_, high) in console.cluster.watermarks(topic, partitions).items():
+            ends[(topic, p)] = high
+    return ends

@@ -18,6 +18,7 @@ from tidings.console.pages.actions import (
     as_int,
     checked,
     confirm_page,
+    end_offsets,
     run_job,
     run_now,
     take_plan,
@@ -122,10 +123,10 @@ def register(app: FastAPI, console: Console) -> None:
 
         def work(job: Job) -> str:
             targets = sorted({(t.target, t.partition) for t in the_plan.tasks})
-            before = _ends(console, targets)
+            before = end_offsets(console, targets)
             result = execute_redrive(the_plan, console.topology, cluster=console.cluster,
                                      show_progress=False, on_progress=job.update)
-            after = _ends(console, targets)
+            after = end_offsets(console, targets)
             job.copies = {tp: (before[tp], after[tp]) for tp in targets}
             job.result = result
             return f"redrove {result.sent} event(s) in {result.elapsed:.1f}s " \
@@ -168,15 +169,6 @@ async def _threaded(fn: Any, *args: Any, **kwargs: Any) -> Any:
     from starlette.concurrency import run_in_threadpool
 
     return await run_in_threadpool(lambda: fn(*args, **kwargs))
-
-
-def _ends(console: Console, targets: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
-    ends: dict[tuple[str, int], int] = {}
-    for topic in {t for t, _ in targets}:
-        partitions = [p for t, p in targets if t == topic]
-        for p, (_, high) in console.cluster.watermarks(topic, partitions).items():
-            ends[(topic, p)] = high
-    return ends
 
 
 def selection(texts: dict[str, str], event_ids: list[str]) -> LetterFilter:

@@ -12,7 +12,14 @@ from tidings.console.auth import Session
 from tidings.console.context import Console
 from tidings.console.html import csrf_field, e, hidden, notice, number, options, page, table
 from tidings.console.jobs import Job
-from tidings.console.pages.actions import checked, confirm_page, run_job, run_now, take_plan
+from tidings.console.pages.actions import (
+    checked,
+    confirm_page,
+    end_offsets,
+    run_job,
+    run_now,
+    take_plan,
+)
 from tidings.errors import TidingsError
 from tidings.replay import Mode, ReplayRequest, execute_replay, execute_undo, plan_replay, plan_undo
 from tidings.replay.progress import format_seconds
@@ -56,7 +63,7 @@ def register(app: FastAPI, console: Console) -> None:
         def work(job: Job) -> str:
             targets = [(the_plan.target, s.partition) for s in the_plan.spans] \
                 if the_plan.target else []
-            before = _ends(console, targets)
+            before = end_offsets(console, targets)
             result = execute_replay(the_plan, console.topology, cluster=console.cluster,
                                     rate=pending.params.get("rate"), show_progress=False,
                                     on_progress=job.update)
@@ -66,7 +73,7 @@ def register(app: FastAPI, console: Console) -> None:
                 return (f"rewound group {the_plan.group} on {the_plan.topic} "
                         f"({result.partitions_moved} partition(s)); undo restores the "
                         "previous offsets")
-            after = _ends(console, targets)
+            after = end_offsets(console, targets)
             job.copies = {tp: (before[tp], after[tp]) for tp in targets}
             return (f"copied {result.events} event(s) to {the_plan.target} in "
                     f"{result.elapsed:.1f}s (replay {result.replay_id})")
@@ -127,15 +134,6 @@ def _rate(text: str) -> float | None:
     if rate <= 0:
         raise TidingsError("--rate must be a positive number of events per second")
     return rate
-
-
-def _ends(console: Console, targets: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
-    ends: dict[tuple[str, int], int] = {}
-    for topic in {t for t, _ in targets}:
-        partitions = [p for t, p in targets if t == topic]
-        for p, (_, high) in console.cluster.watermarks(topic, partitions).items():
-            ends[(topic, p)] = high
-    return ends
 
 
 def processed(console: Console, job: Job) -> tuple[int, int] | None:
