@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tidings.codec import DecodeError, codec_for
+from tidings.codec import DecodeError
 from tidings.dlq.index import LetterIndex, LetterRef
 from tidings.dlq.letters import DeadLetter, groups_with_dlq, read_offsets
 from tidings.dlq.redrive import finished_redrives, sent_before
@@ -137,7 +137,7 @@ def fetch(cluster: Cluster, refs: list[LetterRef]) -> list[DeadLetter]:
 
 def decode_letters(topology: Topology, letters: list[DeadLetter]) -> list[ShownLetter]:
     """Each letter's payload decoded as its event, or the reason it does not decode."""
-    codec = codec_for(topology.declared_events(), topology.cluster.schema_registry_url)
+    codec = topology.codec()
     shown: list[ShownLetter] = []
     for letter in letters:
         try:
