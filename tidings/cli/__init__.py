@@ -19,6 +19,7 @@ from tidings.errors import TidingsError
 
 def build_parser() -> argparse.ArgumentParser:
     from tidings.cli import (
+        console_cmd,
         demo,
         dev,
         dlq_cmd,
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in (dev, topology_cmd, schemas_cmd, publish_cmd, run_cmd, replay_cmd, dlq_cmd,
-                   demo):
+                   console_cmd, demo):
         module.register(sub)
     return parser
 
