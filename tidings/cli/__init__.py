@@ -18,6 +18,7 @@ from tidings.errors import TidingsError
 def build_parser() -> argparse.ArgumentParser:
     from tidings.cli import (
         demo,
+        deploy_cmd,
         dev,
         dlq_cmd,
         publish_cmd,
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in (dev, topology_cmd, schemas_cmd, publish_cmd, run_cmd, replay_cmd, dlq_cmd,
-                   demo):
+                   demo, deploy_cmd):
         module.register(sub)
     return parser
 

@@ -89,6 +89,7 @@ def load_topology(
         producers=parsed.get("producers", {}),
         consumers=parsed.get("consumers", {}),
         lines=doc.lines,
+        deploy=parsed.get("deploy"),
     )
     broken = {section: parsed.get(f"{section}!broken", set()) for section in SECTION_ENTRY_MODELS}
     problems.extend(

@@ -9,6 +9,7 @@ from pathlib import Path
 from tidings.codec.catalogue import DeclaredEvent
 from tidings.durations import Duration
 from tidings.topology import kafka_configs
+from tidings.topology.deploy_model import DeploySpec
 from tidings.topology.model import (
     ClusterSpec,
     ConsumerSpec,
@@ -64,6 +65,8 @@ class Topology:
     producers: Mapping[str, ProducerSpec]
     consumers: Mapping[str, ConsumerSpec]
     lines: Mapping[Path_, int] = field(default_factory=dict, repr=False)
+    #: The optional ``deploy:`` section (``tidings deploy render``).
+    deploy: DeploySpec | None = None
 
     @property
     def root(self) -> Path:
