@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 
+from tidings.topology.deploy_model import EnvValue, env_problem
 from tidings.topology.source import Path_
 from tidings.topology.topology import Topology
 
@@ -26,9 +27,11 @@ def check_deploy(topology: Topology, report: Report) -> None:
     deploy = topology.deploy
     if deploy is None:
         return
+    _check_env(("deploy", "defaults", "env"), deploy.defaults.env, report)
     services = [*dict.fromkeys([*topology.producers, *topology.consumers])]
     for name, spec in deploy.services.items():
         where: Path_ = ("deploy", "services", name)
+        _check_env((*where, "env"), spec.env, report)
         if name not in services:
             close = difflib.get_close_matches(name, services, n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]!r}?)" if close else \
@@ -53,3 +56,10 @@ def check_deploy(topology: Topology, report: Report) -> None:
                 report((*where, "max_replicas"),
                        f"max_replicas {spec.max_replicas} of {name} is more than its "
                        f"{partitions} partitions; the extra replicas would sit idle")
+
+
+def _check_env(where: Path_, env: dict[str, EnvValue], report: Report) -> None:
+    for name, value in env.items():
+        problem = env_problem(name, value)
+        if problem:
+            report((*where, name), problem)

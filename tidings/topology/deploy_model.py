@@ -86,11 +86,6 @@ class ServiceDeploySpec(_Strict):
     #: What ``tidings run --shutdown-timeout`` gets; the pod's grace period is longer.
     shutdown_timeout: DurationField | None = None
 
-    @field_validator("env")
-    @classmethod
-    def _env(cls, value: dict[str, EnvValue]) -> dict[str, EnvValue]:
-        return check_env(value)
-
     @model_validator(mode="after")
     def _replica_bounds(self) -> ServiceDeploySpec:
         if (self.replicas is not None and self.max_replicas is not None
@@ -107,11 +102,6 @@ class DeployDefaultsSpec(_Strict):
     resources: ResourcesSpec | None = None
     env: dict[str, EnvValue] = Field(default_factory=dict)
     shutdown_timeout: DurationField = Duration(30_000)
-
-    @field_validator("env")
-    @classmethod
-    def _env(cls, value: dict[str, EnvValue]) -> dict[str, EnvValue]:
-        return check_env(value)
 
 
 class KafkaDeploySpec(_Strict):
@@ -179,17 +169,17 @@ class DeploySpec(_Strict):
         return value
 
 
-def check_env(env: dict[str, EnvValue]) -> dict[str, EnvValue]:
-    """Refuse bad variable names and inlined secrets (a ValueError naming the variable)."""
-    for name, value in env.items():
-        if not ENV_NAME.match(name):
-            raise ValueError(f"{name!r} is not an environment variable name")
-        if isinstance(value, SecretRef):
-            continue
-        if any(marker in name.upper() for marker in SECRET_NAME_MARKERS):
-            raise ValueError(f"{name} looks like a secret; reference it instead: "
-                             f"{name}: {{secret: NAME, key: KEY}}")
-        if isinstance(value, str) and CREDENTIALS_IN_URL.search(value):
-            raise ValueError(f"{name} holds a URL with a password; keep it in a Secret and "
-                             f"reference it: {name}: {{secret: NAME, key: KEY}}")
-    return env
+def env_problem(name: str, value: EnvValue) -> str | None:
+    """Why ``name: value`` cannot be a deployed variable (a bad name, an inlined secret);
+    the message never repeats the value."""
+    if not ENV_NAME.match(name):
+        return f"{name!r} is not an environment variable name"
+    if isinstance(value, SecretRef):
+        return None
+    if any(marker in name.upper() for marker in SECRET_NAME_MARKERS):
+        return (f"{name} looks like a secret; reference it instead: "
+                f"{name}: {{secret: NAME, key: KEY}}")
+    if isinstance(value, str) and CREDENTIALS_IN_URL.search(value):
+        return (f"{name} holds a URL with a password; keep it in a Secret and reference it: "
+                f"{name}: {{secret: NAME, key: KEY}}")
+    return None
