@@ -31,6 +31,7 @@ GRACE_MARGIN_S = 15
 APP_DIR = "/app"
 DATA_DIR = f"{APP_DIR}/.tidings"
 CA_DIR = "/etc/tidings/kafka-ca"
+RUN_COMMAND = ["tidings", "run"]
 USER_CERT_DIR = "/etc/tidings/kafka-user"
 
 
@@ -84,9 +85,10 @@ def _plan(topology: Topology, deploy: DeploySpec, service: str, bootstrap: str) 
         else user_resource_name(principal_of(topology, service))
     if is_group:
         partitions = group_partitions(topology, service)
-        args = ["run", service, "--metrics-port", str(deploy.metrics_port),
+        args = [service, "--metrics-port", str(deploy.metrics_port),
                 "--shutdown-timeout", f"{shutdown:g}"]
-        command, port = None, deploy.metrics_port
+        # The image's entrypoint too (ops/image/Dockerfile), spelled out for other images.
+        command, port = RUN_COMMAND, deploy.metrics_port
         autoscaled = deploy.autoscaling.enabled
         max_replicas = min(spec.max_replicas or partitions, partitions) if autoscaled else None
         if max_replicas is not None:
