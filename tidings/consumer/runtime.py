@@ -25,7 +25,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from tidings import headers as h
 from tidings.consumer.group import GroupSetup
 from tidings.consumer.idempotency import IdempotencyStore
-from tidings.consumer.metrics import ConsumerMetrics, HealthState, serve_metrics
+from tidings.consumer.metrics import ConsumerMetrics, HealthState, record_members, serve_metrics
 from tidings.consumer.offsets import OffsetTracker
 from tidings.consumer.processing import EventProcessor, Outcome
 from tidings.consumer.retry import not_before
@@ -376,6 +376,7 @@ class ConsumerRuntime:
         every few seconds (asking partition by partition stalled the loop for seconds)."""
         admin = admin_client(self.kafka_config)
         while not self._stopping.wait(5):
+            record_members(self.metrics, admin)  # tidings_group_members, for alerting
             committed = dict(self._committed_view)
             if not committed:
                 continue
