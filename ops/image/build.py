@@ -29,6 +29,9 @@ WHEELS = REPO / "ops" / "image" / "wheels"
 LOCAL_BASE = "localhost/tidings-base:bookworm"
 DEFAULT_TAG = "localhost/tidings:dev"
 BASE_PACKAGES = "python3,python3-venv"
+#: The Python of Debian bookworm, which the local base has: host-built wheels fit it only
+#: when the host runs the same minor version.
+LOCAL_BASE_PYTHON = (3, 11)
 
 
 class BuildError(Exception):
@@ -104,6 +107,11 @@ def _dependencies() -> list[str]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
     build = project["build-system"]["requires"]
     return [*build, *project["project"]["dependencies"]]
+
+
+def wheels_fit_local_base() -> bool:
+    """Whether wheels built by this interpreter install in the local (bookworm) base."""
+    return sys.version_info[:2] == LOCAL_BASE_PYTHON
 
 
 def ensure_wheels() -> int:

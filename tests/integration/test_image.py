@@ -62,7 +62,9 @@ def built_image() -> tuple[str, dict[str, str]]:
         base = None
         if engine == "podman":
             base = image.ensure_local_base(engine, env) if shutil.which("mmdebstrap") else None
-        offline = image.ensure_wheels() > 0
+        # Offline from a host-built wheelhouse when its wheels fit the base's Python;
+        # otherwise pip inside the build fetches them.
+        offline = (base is None or image.wheels_fit_local_base()) and image.ensure_wheels() > 0
         image.build(engine=engine, tag=TAG, base=base, offline=offline, network="host")
     except image.BuildError as exc:
         pytest.fail(f"the image does not build: {exc}")
