@@ -52,6 +52,11 @@ def test_relay_killed_repeatedly_loses_no_event(
         # paced (~1,000/s) so the relay is killed while orders still arrive.
         began = time.monotonic()
         for index in range(total):
+            if index == total * 8 // 10:
+                # Keep rows coming until the relay has been killed mid-work a few times,
+                # however slowly a loaded machine starts it.
+                three_kills_mid_relay.wait(timeout=300)
+                began = time.monotonic() - index / 1000
             with transaction(writer_connection):
                 staged.append(outbox.stage(writer_connection, an_order()))
             if index % 100 == 99:
@@ -65,6 +70,7 @@ def test_relay_killed_repeatedly_loses_no_event(
         return subprocess.Popen(relay_command, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
 
+    three_kills_mid_relay = threading.Event()
     writer = threading.Thread(target=write_orders)
     writer.start()
     kills = 0
@@ -72,13 +78,23 @@ def test_relay_killed_repeatedly_loses_no_event(
     rng = random.Random(7)
     try:
         while writer.is_alive() or kills < 3:
-            relay = start_relay()
             before = pending_rows(url)
-            time.sleep(rng.uniform(0.8, 2.0))
+            relay = start_relay()
+            # Kill once it has relayed something (its start-up time varies with the
+            # machine's load), then at a random moment of its work.
+            def progressed(b: int = before, r: subprocess.Popen[bytes] = relay) -> bool:
+                return pending_rows(url) < b or b == 0 or r.poll() is not None
+
+            eventually(progressed, 60, "the relay to make progress")
+            time.sleep(rng.uniform(0.0, 0.5))
+            relayed = relay.poll() is None
             relay.send_signal(signal.SIGKILL)
             relay.wait()
             kills += 1
-            killed_mid_relay += pending_rows(url) < before
+            # Mid-relay: it was relaying (it had made progress) and rows were still waiting.
+            killed_mid_relay += relayed and before > 0 and pending_rows(url) > 0
+            if killed_mid_relay >= 3:
+                three_kills_mid_relay.set()
         writer.join()
         relay = start_relay()
         eventually(lambda: pending_rows(url) == 0, 120, "the outbox to drain")

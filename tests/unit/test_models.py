@@ -219,7 +219,7 @@ events:
         ("shop_models:WrongEvent",
          "model 'shop_models:WrongEvent' is for event 'order.created', not 'order.cancelled'"),
         ("shop_models:NotAnEvent",
-         "model 'shop_models:NotAnEvent' is not a subclass of tidings.codec.events.Event"),
+         "model 'shop_models:NotAnEvent' is not a subclass of tidings.Event"),
         ("shop_models:Missing", "model 'shop_models:Missing': module 'shop_models' has no "
          "'Missing'"),
         ("no_such_module:Cancelled",

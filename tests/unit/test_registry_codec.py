@@ -89,8 +89,8 @@ def test_subject_strategies() -> None:
     by_record.encode("order.created", CREATED.to_avro())
     by_record.encode("order.cancelled", CANCELLED.to_avro(), topic="orders-eu")
     assert sorted(by_record.client.get_subjects()) == [
-        "orders-eu-tidings.codec.events.order.OrderCancelled",
-        "orders-tidings.codec.events.order.OrderCreated",
+        "orders-eu-tidings.events.order.OrderCancelled",
+        "orders-tidings.events.order.OrderCreated",
     ]
 
 

@@ -262,11 +262,11 @@ def test_compatibility_problems_is_usable_without_files() -> None:
     v3 = copy.deepcopy(V2)
     v3["name"] = "OrderPlaced"
     assert compat.compatibility_problems({2: V2, 3: v3}, "BACKWARD") == [
-        "v3 cannot read v2 (BACKWARD): record name 'tidings.codec.events.order.OrderPlaced' does "
-        "not match writer's 'tidings.codec.events.order.OrderCreated' (add an alias) at /"
+        "v3 cannot read v2 (BACKWARD): record name 'tidings.events.order.OrderPlaced' does "
+        "not match writer's 'tidings.events.order.OrderCreated' (add an alias) at /"
     ]
-    v3["aliases"] = ["tidings.codec.events.order.OrderCreated"]
+    v3["aliases"] = ["tidings.events.order.OrderCreated"]
     assert compat.compatibility_problems({2: V2, 3: v3}, "FULL") == [
-        "v2 cannot read v3 (FULL): record name 'tidings.codec.events.order.OrderCreated' does "
-        "not match writer's 'tidings.codec.events.order.OrderPlaced' (add an alias) at /"
+        "v2 cannot read v3 (FULL): record name 'tidings.events.order.OrderCreated' does "
+        "not match writer's 'tidings.events.order.OrderPlaced' (add an alias) at /"
     ]

@@ -42,6 +42,10 @@ class EventMeta:
     headers: Mapping[str, str]
     #: 1 on first delivery; n on the (n-1)-th retry.
     attempt: int = 1
+    #: The ``--reprocess`` replay this delivery belongs to, or None for live delivery
+    #: (and plain replays). Its claim is scoped to that replay: the handler runs once
+    #: more for the replay, exactly once.
+    reprocess_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -26,7 +26,7 @@ from tidings.consumer.context import (
     NonRetryableError,
 )
 from tidings.consumer.group import GroupSetup
-from tidings.consumer.idempotency import IdempotencyStore
+from tidings.consumer.idempotency import LIVE, IdempotencyStore
 from tidings.consumer.metrics import ConsumerMetrics
 from tidings.consumer.retry import RouteKind, attempt_of, error_class, failure_headers
 from tidings.db import transaction
@@ -39,8 +39,11 @@ log = logging.getLogger("tidings.consumer")
 #: The logger a HandlerContext gets by default, looked up once.
 _HANDLER_LOG = logging.getLogger("tidings.handler")
 
-#: Set on replayed copies whose handler must run again even if the event was applied.
+#: Set on the copies of a ``--reprocess`` replay, to that replay's id: the handler runs
+#: again for events already applied, once per replay (see tidings.consumer.idempotency).
 REPROCESS_HEADER = "tidings-reprocess"
+#: Every replay copy names its replay (tidings.replay.copier.REPLAY_ID).
+_REPLAY_ID_HEADER = "replay-id"
 
 
 class Outcome(StrEnum):
@@ -111,8 +114,7 @@ class EventProcessor:
         began = time.perf_counter()
         try:
             with transaction(self.connection):
-                claimed = self.store.claim(self.connection, meta.event_id)
-                if not claimed and not _reprocess(meta):
+                if not self.store.claim(self.connection, meta.event_id, _scope(meta)):
                     raise _AlreadyApplied
                 self.setup.handler(parsed.event, HandlerContext(
                     group=self.setup.group, meta=meta, db=self.connection,
@@ -144,13 +146,15 @@ class EventProcessor:
         except DecodeError as error:
             meta = EventMeta(event_id=event_id, event_type=headers.get(h.EVENT_TYPE, "unknown"),
                              topic=topic, partition=partition, offset=offset,
-                             key=message.key(), headers=headers, attempt=attempt_of(headers))
+                             key=message.key(), headers=headers, attempt=attempt_of(headers),
+                             reprocess_id=reprocess_id(headers))
             self.metrics.consumed.labels(self.setup.group, meta.event_type).inc()
             return self.fail(message, meta, UndecodableEvent(f"{type(error).__name__}: {error}"))
         event_type = decoded.event
         meta = EventMeta(event_id=event_id, event_type=event_type, topic=topic,
                          partition=partition, offset=offset, key=message.key(),
-                         headers=headers, attempt=attempt_of(headers))
+                         headers=headers, attempt=attempt_of(headers),
+                         reprocess_id=reprocess_id(headers))
         if event_type not in self._subscriptions:
             self.metrics.ignored.labels(self.setup.group, event_type).inc()
             return Outcome.IGNORED
@@ -218,16 +222,20 @@ class EventProcessor:
                 ready.append((index, parsed))
         fresh: list[tuple[int, Parsed]] = []
         if ready:
-            seen = self.store.seen(self.connection, [p.meta.event_id for _, p in ready])
-            claimed: set[str] = set()
+            by_scope: dict[str, list[str]] = {}
+            for _, parsed in ready:
+                by_scope.setdefault(_scope(parsed.meta), []).append(parsed.meta.event_id)
+            seen = {(scope, event_id) for scope, ids in by_scope.items()
+                    for event_id in self.store.seen(self.connection, ids, scope)}
+            claimed: set[tuple[str, str]] = set()
             for index, parsed in ready:
-                event_id = parsed.meta.event_id
-                if (event_id in seen and not _reprocess(parsed.meta)) or event_id in claimed:
+                key = (_scope(parsed.meta), parsed.meta.event_id)
+                if key in seen or key in claimed:
                     outcomes[index] = Outcome.DUPLICATE
                     self.metrics.duplicates.labels(self.setup.group,
                                                    parsed.meta.event_type).inc()
                 else:
-                    claimed.add(event_id)
+                    claimed.add(key)
                     fresh.append((index, parsed))
         if fresh:
             try:
@@ -259,7 +267,11 @@ class EventProcessor:
         began = time.perf_counter()
         try:
             with transaction(self.connection):
-                self.store.claim_many(self.connection, [p.meta.event_id for p in batch])
+                by_scope: dict[str, list[str]] = {}
+                for parsed in batch:
+                    by_scope.setdefault(_scope(parsed.meta), []).append(parsed.meta.event_id)
+                for scope, ids in by_scope.items():
+                    self.store.claim_many(self.connection, ids, scope)
                 self.setup.handler([p.event for p in batch], BatchContext(
                     group=self.setup.group, db=self.connection, database=self.setup.database,
                     items=[Delivered(p.event, p.meta) for p in batch], stage=self._stage))
@@ -270,5 +282,14 @@ class EventProcessor:
                     self.setup.group, parsed.meta.event_type).observe(elapsed / len(batch))
 
 
-def _reprocess(meta: EventMeta) -> bool:
-    return meta.headers.get(REPROCESS_HEADER) == "1"
+def reprocess_id(headers: Mapping[str, str]) -> str | None:
+    """The reprocess replay a delivery belongs to, from its headers; None when live."""
+    mark = headers.get(REPROCESS_HEADER)
+    if not mark:
+        return None
+    # Copies made before the mark carried the replay id said "1"; their replay-id names it.
+    return mark if mark != "1" else headers.get(_REPLAY_ID_HEADER) or mark
+
+
+def _scope(meta: EventMeta) -> str:
+    return meta.reprocess_id or LIVE

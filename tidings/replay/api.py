@@ -173,12 +173,14 @@ def execute_replay(plan: ReplayPlan, topology: Topology, *, cluster: Cluster | N
         store.put(key, state)
     starts = resume_points(cluster, tasks, REPLAY_ID, plan.replay_id)
     remaining = sum(t.end - starts[(t.source, t.partition)] for t in tasks)
-    reprocess = plan.reprocess
+    # A reprocess copy names its replay: its claims are scoped to it, so each event is
+    # applied exactly once more for this replay (however often a copy is delivered).
+    mark = plan.replay_id.encode() if plan.reprocess else None
 
     def transform(message: Message) -> list[tuple[str, bytes]]:
         headers = [(n, v) for n, v in raw_headers(message) if n != REPROCESS_HEADER]
-        if reprocess:
-            headers.append((REPROCESS_HEADER, b"1"))
+        if mark is not None:
+            headers.append((REPROCESS_HEADER, mark))
         return headers
 
     stats = copy_records(

@@ -175,8 +175,9 @@ class ReplayPlan:
 
     def _idempotency(self) -> str:
         if self.reprocess:
-            return ("--reprocess: copies carry tidings-reprocess: 1, so the handler runs "
-                    "again even for events it already applied (backfill)")
+            return (f"--reprocess: copies carry tidings-reprocess: {self.replay_id}, so the "
+                    "handler runs again for events it already applied (backfill), exactly "
+                    "once per event for this replay")
         return ("events keep their event-id, so ones the group already applied are skipped "
                 "(idempotency); pass --reprocess to run the handler again")
 

@@ -266,7 +266,7 @@ def _check_models(topology: Topology, sound: Mapping[str, Path], report: Report)
 
 def _model_class_problem(reference: str, model: object, event: str) -> str | None:
     if not (isinstance(model, type) and issubclass(model, Event)):
-        return f"model {reference!r} is not a subclass of tidings.codec.events.Event"
+        return f"model {reference!r} is not a subclass of tidings.Event"
     declared = getattr(model, "event_type", None)
     if declared != event:
         return (f"model {reference!r} is for event {declared!r}, not {event!r}"
