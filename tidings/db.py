@@ -90,6 +90,15 @@ def _postgres_connection_class() -> Any:
     return PostgresConnection
 
 
+def redact_url(url: str) -> str:
+    """``url`` without its password, for logs (``postgresql://user:***@host/db``)."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+
+
 def open_database(url: str) -> Database:
     """The database at ``url``: ``sqlite:///path/to/file.db`` or ``postgresql://...``."""
     usage = "use sqlite:///path/to/file.db or postgresql://user@host:port/dbname"

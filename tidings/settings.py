@@ -45,26 +45,32 @@ def kafka_properties_from_env(environ: Mapping[str, str] | None = None) -> dict[
     return props
 
 
-def resolve_bootstrap(settings: Settings, from_file: str | None) -> str:
-    """Where Kafka is: the environment, then topology.yaml, then a running dev broker."""
+def resolve_bootstrap(settings: Settings, from_file: str | None,
+                      near: Path | None = None) -> str:
+    """Where Kafka is: the environment, then topology.yaml, then a running dev cluster
+    (found the same way from any working directory: see
+    :func:`tidings.kafka_local.cluster.candidate_state_dirs`; ``near`` is the topology
+    file's folder)."""
     if settings.bootstrap_servers:
         return settings.bootstrap_servers
     if from_file:
         return from_file
     from tidings.kafka_local import running_bootstrap
 
-    return running_bootstrap() or DEFAULT_BOOTSTRAP
+    return running_bootstrap(near=near) or DEFAULT_BOOTSTRAP
 
 
 def kafka_client_config(
     settings: Settings | None = None,
     file_properties: Mapping[str, Any] | None = None,
     bootstrap_from_file: str | None = None,
+    *,
+    near: Path | None = None,
 ) -> dict[str, Any]:
     """The librdkafka config every client starts from (admin, producer, consumer)."""
     settings = settings or Settings()
     config: dict[str, Any] = {
-        "bootstrap.servers": resolve_bootstrap(settings, bootstrap_from_file),
+        "bootstrap.servers": resolve_bootstrap(settings, bootstrap_from_file, near),
     }
     for key, value in (file_properties or {}).items():
         config[key] = str(value).lower() if isinstance(value, bool) else value

@@ -65,12 +65,13 @@ class Fleet:
         self.runs: list[Run] = []
 
     def start(self, group: str, topology: Path, database_url: str, *,
-              shutdown_timeout: float = 30.0, extra_env: dict[str, str] | None = None) -> Run:
+              shutdown_timeout: float = 30.0, extra_env: dict[str, str] | None = None,
+              extra_args: Sequence[str] = ()) -> Run:
         port = free_port()
         log = self.root / f"{group}-{len(self.runs)}.log"
         command = [sys.executable, "-m", "tidings", "run", group, "-f", str(topology),
                    "--database", database_url, "--metrics-port", str(port),
-                   "--shutdown-timeout", str(shutdown_timeout)]
+                   "--shutdown-timeout", str(shutdown_timeout), *extra_args]
         with log.open("wb") as out:
             proc = subprocess.Popen(command, cwd=self.root, env={**self.env, **(extra_env or {})},
                                     stdout=out, stderr=subprocess.STDOUT)

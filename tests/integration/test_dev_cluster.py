@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -115,6 +116,7 @@ def test_data_survives_down_and_up() -> None:
 def cli_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     env = dict(os.environ)
     env["TIDINGS_STATE_DIR"] = str(tmp_path / "state")
+    env["XDG_STATE_HOME"] = str(tmp_path / "user-state")  # the pointer `dev up` leaves
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     yield env
@@ -168,4 +170,49 @@ def test_cli_up_status_down(cli_env: dict[str, str]) -> None:
     assert "stopped" in down.stdout
     status = _tidings(cli_env, "dev", "status")
     assert "no local Kafka running" in status.stdout
+    assert status.returncode == 3, "a status command says 'not running' in its exit code"
     assert _tidings(cli_env, "dev", "down").returncode == 0
+
+
+ORDER = ('{"order_id": "o-1", "customer_id": "c-1", "customer_email": "a@example.com", '
+         '"currency": "EUR", "items": [{"sku": "S", "quantity": 1, "unit_price_cents": 100}], '
+         '"total_cents": 100, "created_at": "2026-11-23T01:02:03Z"}')
+
+
+def test_every_command_finds_the_dev_cluster_from_any_folder_and_says_so_when_none_runs(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    base = find_free_base_port(2)
+    up = _tidings(cli_env, "dev", "up", "--port", str(base))
+    assert up.returncode == 0, up.stderr
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(REPO / "topology.yaml", project)
+    shutil.copytree(REPO / "schemas", project / "schemas")
+    elsewhere = tmp_path / "somewhere" / "else"
+    elsewhere.mkdir(parents=True)
+    # No TIDINGS_STATE_DIR, no KAFKA_BOOTSTRAP_SERVERS, another working directory.
+    anywhere = {k: v for k, v in cli_env.items() if k != "TIDINGS_STATE_DIR"}
+    topology = str(project / "topology.yaml")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "tidings", *args], env=anywhere,
+                              cwd=elsewhere, capture_output=True, text=True, timeout=180,
+                              check=False)
+
+    applied = run("topology", "apply", "--yes", "-f", topology)
+    assert applied.returncode == 0, applied.stderr
+    published = run("publish", "order.created", "--data", ORDER, "-f", topology)
+    assert published.returncode == 0, published.stderr
+    assert published.stdout.startswith("orders/")
+    listed = run("dlq", "list", "-f", topology)
+    assert listed.returncode == 0, listed.stderr
+
+    assert _tidings(cli_env, "dev", "down").returncode == 0
+    for args in (["dlq", "list"], ["topology", "plan"], ["replay", "--group", "analytics",
+                                                          "--topic", "orders", "--from", "-1h"]):
+        result = run(*args, "-f", topology)
+        assert result.returncode == 1, (args, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.strip().count("\n") == 0, result.stderr
+        assert "no Kafka broker answered" in result.stderr

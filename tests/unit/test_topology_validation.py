@@ -133,6 +133,9 @@ INVALID = [
                  id="producer-unknown-event"),
     pytest.param("    retry: [10s, 1m]\n", "    retry: [10s, 1m]\n    dlq: maybe\n", 20,
                  "consumers.inventory.dlq: Input should be a valid boolean", id="bad-boolean"),
+    pytest.param("    retry: [10s, 1m]\n", "    retry: [10s, 1m]\n    start_from: yesterday\n", 20,
+                 "start_from 'yesterday': use earliest, latest or an ISO 8601 time",
+                 id="bad-start-from"),
     pytest.param("events:\n", "  orders.inventory.dlq: {}\nevents:\n", 17,
                  "topic 'orders.inventory.dlq' (dead letters of inventory) clashes with the topic "
                  "of the same name (declared)", id="derived-name-clash"),
@@ -197,3 +200,22 @@ def test_cli_validates_the_repository_file() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "topology.yaml: valid" in result.stdout
+
+
+@pytest.mark.parametrize(("written", "epoch_ms"), [
+    ("latest", None), ("earliest", None),
+    ("2026-11-01T00:00:00Z", 1793491200000),  # YAML reads this one as a datetime itself
+    ('"2026-11-01T01:00:00+01:00"', 1793491200000), ("2026-11-01", 1793491200000),
+])
+def test_start_from_takes_earliest_latest_or_a_moment(
+    workdir: Path, written: str, epoch_ms: int | None
+) -> None:
+    from tidings.topology.model import parse_start_from
+
+    topology = load_topology(write(workdir, VALID.replace(
+        "    retry: [10s, 1m]\n", f"    retry: [10s, 1m]\n    start_from: {written}\n")))
+    assert parse_start_from(topology.consumers["inventory"].start_from) == epoch_ms
+
+
+def test_a_group_starts_from_earliest_unless_told_otherwise(workdir: Path) -> None:
+    assert load_topology(write(workdir, VALID)).consumers["inventory"].start_from == "earliest"

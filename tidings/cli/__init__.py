@@ -12,6 +12,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from confluent_kafka import KafkaError, KafkaException
+
 from tidings.errors import TidingsError
 
 
@@ -53,10 +55,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TidingsError as exc:
         print(exc.render(), file=sys.stderr)
         return exc.exit_code
+    except KafkaException as exc:
+        # A cluster that went away mid-command: still one line, never a traceback.
+        error = exc.args[0] if exc.args else exc
+        text = error.str() if isinstance(error, KafkaError) else str(error)
+        print(f"tidings: Kafka error at {_bootstrap_hint()}: {text}; is the cluster up? "
+              "(`tidings dev up` starts a local one)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("tidings: interrupted", file=sys.stderr)
         return 130
     return code
+
+
+def _bootstrap_hint() -> str:
+    from tidings.settings import Settings
+
+    return Settings().bootstrap_servers or "the configured bootstrap servers"
 
 
 if __name__ == "__main__":  # pragma: no cover

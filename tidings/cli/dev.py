@@ -11,6 +11,8 @@ from tidings.kafka_local import (
     KAFKA_VERSION,
     LocalCluster,
     default_state_dir,
+    forget_dev_cluster,
+    remember_dev_cluster,
 )
 
 
@@ -72,6 +74,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     """Start (or find running) and print the bootstrap servers as the last line."""
     cluster = _cluster_for(args)
     bootstrap = cluster.up(fresh=args.fresh, timeout=args.timeout)
+    remember_dev_cluster(cluster.state_dir)
     print(f"Kafka {KAFKA_VERSION}: {cluster.brokers} broker(s) running")
     print(f"  state and data: {cluster.state_dir}")
     for node in cluster.nodes:
@@ -87,6 +90,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     cluster = LocalCluster.from_state_dir(state_dir) or LocalCluster(state_dir)
     was_running = cluster.status().running
     cluster.down()
+    forget_dev_cluster(state_dir)
     print("local Kafka stopped" if was_running else "no local Kafka running")
     return 0
 
@@ -98,7 +102,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     status = cluster.status() if cluster else None
     if status is None or not status.running:
         print(f"no local Kafka running (state dir {Path(state_dir)})")
-        return 0
+        return 3  # as status commands do (LSB: "program is not running")
     print(f"local Kafka {KAFKA_VERSION} at {status.bootstrap} (state dir {status.state_dir})")
     for node in status.nodes:
         state = "alive" if node.alive else "DOWN"

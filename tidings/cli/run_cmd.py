@@ -28,6 +28,13 @@ def register(sub: Any) -> None:
                           "(default: $TIDINGS_METRICS_PORT; 0 picks one)")
     run.add_argument("--concurrency", type=int, default=None,
                      help="override the topology's concurrency for this instance")
+    run.add_argument("--instance-id", default=None, metavar="NAME",
+                     help="a stable name for this instance, e.g. the pod name (default: "
+                          "$TIDINGS_INSTANCE_ID): joins as a static member, so a restart "
+                          "gets its partitions back at once; see the README")
+    run.add_argument("--session-timeout", type=float, default=10.0, metavar="SECONDS",
+                     help="how long the group waits for a silent member before moving its "
+                          "partitions (default 10; static members often use 30-60)")
     run.add_argument("--shutdown-timeout", type=float, default=30.0,
                      help="seconds in-flight events get to finish on SIGTERM (default 30)")
     run.set_defaults(func=cmd_run)
@@ -46,9 +53,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     runtime = ConsumerRuntime(
         setup,
         kafka_client_config(None, topology.cluster.properties,
-                            topology.cluster.bootstrap_servers),
+                            topology.cluster.bootstrap_servers,
+                            near=topology.root),
         RuntimeOptions(concurrency=args.concurrency, metrics_port=port,
-                       shutdown_timeout=args.shutdown_timeout),
+                       shutdown_timeout=args.shutdown_timeout,
+                       session_timeout_ms=int(args.session_timeout * 1000),
+                       static_name=args.instance_id or os.environ.get("TIDINGS_INSTANCE_ID")
+                       or None),
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: runtime.stop())

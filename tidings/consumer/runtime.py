@@ -27,9 +27,11 @@ from tidings.consumer.group import GroupSetup
 from tidings.consumer.idempotency import IdempotencyStore
 from tidings.consumer.metrics import ConsumerMetrics, HealthState, record_members, serve_metrics
 from tidings.consumer.offsets import OffsetTracker
+from tidings.consumer.preflight import check_cluster
 from tidings.consumer.processing import EventProcessor, Outcome
 from tidings.consumer.retry import not_before
-from tidings.db import transaction
+from tidings.consumer.start import pin_start_positions
+from tidings.db import redact_url, transaction
 from tidings.kafka_clients import admin_client, latest_offset, with_logger
 from tidings.producer.outbox import OutboxRelay, ensure_outbox_table
 from tidings.producer.reliable import ReliableProducer
@@ -53,6 +55,12 @@ class RuntimeOptions:
     fetch_batch: int = 500
     session_timeout_ms: int = 10_000
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    #: A stable name for this instance (a pod name): the member joins with
+    #: ``group.instance.id`` (static membership), so a restart gets its partitions back
+    #: at once instead of after ``session_timeout_ms``. See the README for the trade-off.
+    static_name: str | None = None
+    #: Check the broker and the group's topics before joining (see consumer.preflight).
+    preflight: bool = True
 
 
 @dataclass
@@ -97,12 +105,21 @@ class ConsumerRuntime:
         self._relay: OutboxRelay | None = None
         self.metrics_server: Any = None
         self.counts: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
+        #: The partitions this member holds now (replaced, never mutated: safe to read).
+        self.assigned: frozenset[TP] = frozenset()
         self.health.oldest_in_flight = self._oldest_in_flight
 
     # -- lifecycle -----------------------------------------------------------------
 
     def run(self) -> None:
-        """Consume until stopped; raises if a failed event could not be routed."""
+        """Consume until stopped; raises if a failed event could not be routed.
+
+        Raises :class:`~tidings.errors.BrokerUnavailable` when no broker answers and
+        :class:`~tidings.consumer.preflight.PreflightFailed` when the group's topics are
+        missing, before anything else happens.
+        """
+        if self.options.preflight:
+            check_cluster(self.setup, self.kafka_config)
         self._prepare_database()
         if self.options.metrics_port is not None:
             self.metrics_server = serve_metrics(self.metrics, self.health,
@@ -115,7 +132,7 @@ class ConsumerRuntime:
                                       name=f"tidings-{self.group}-worker-{index}", daemon=True)
             worker.start()
             self._workers.append(worker)
-        consumer = Consumer(with_logger({
+        config = {
             **self.kafka_config,
             "group.id": self.group,
             "client.id": f"{self.group}-{self.options.instance_id}",
@@ -123,14 +140,23 @@ class ConsumerRuntime:
             "auto.offset.reset": "earliest",
             "session.timeout.ms": self.options.session_timeout_ms,
             "heartbeat.interval.ms": max(500, self.options.session_timeout_ms // 10),
-        }))
+        }
+        if self.options.static_name:
+            config["group.instance.id"] = f"{self.group}-{self.options.static_name}"
+        consumer = Consumer(with_logger(config))
         self._consumer = consumer
         consumer.subscribe(self.setup.topics, on_assign=self._on_assign,
                            on_revoke=self._on_revoke, on_lost=self._on_lost)
         self.health.started = True
         threading.Thread(target=self._lag_loop, name=f"tidings-{self.group}-lag",
                          daemon=True).start()
-        log.info("%s: consuming %s", self.group, ", ".join(self.setup.topics))
+        metrics = f"http://127.0.0.1:{self.metrics_port}/metrics" \
+            if self.metrics_port is not None else "off"
+        member = f"static member {config['group.instance.id']}" \
+            if self.options.static_name else "dynamic member"
+        log.info("%s: consuming %s from %s; database %s; metrics %s; %s", self.group,
+                 ", ".join(self.setup.topics), self.kafka_config.get("bootstrap.servers"),
+                 redact_url(self.setup.database.url), metrics, member)
         try:
             self._loop(consumer)
         finally:
@@ -396,6 +422,13 @@ class ConsumerRuntime:
     # -- rebalance -------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        main_topics = frozenset(t for t, source in self.setup.source_topic.items()
+                                if t == source)
+        pinned = pin_start_positions(consumer, self.group, self.setup.spec.start_from,
+                                     partitions, main_topics)
+        if pinned is not partitions:
+            consumer.assign(pinned)
+        self.assigned = self.assigned | {(p.topic, p.partition) for p in partitions}
         log.info("%s: assigned %d partition(s)", self.group, len(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -411,6 +444,7 @@ class ConsumerRuntime:
         self._forget({(p.topic, p.partition) for p in partitions})
 
     def _forget(self, partitions: set[TP]) -> None:
+        self.assigned = self.assigned - partitions
         self._committed_view = {}  # replaced, never mutated: the lag thread copies it
         for tp in partitions:
             self._trackers.pop(tp, None)

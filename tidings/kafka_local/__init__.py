@@ -11,6 +11,8 @@ from tidings.kafka_local.cluster import (
     LocalCluster,
     NodeStatus,
     default_state_dir,
+    forget_dev_cluster,
+    remember_dev_cluster,
     running_bootstrap,
 )
 from tidings.kafka_local.layout import DEFAULT_BASE_PORT
@@ -23,5 +25,7 @@ __all__ = [
     "NodeStatus",
     "default_state_dir",
     "ensure_kafka_libs",
+    "forget_dev_cluster",
+    "remember_dev_cluster",
     "running_bootstrap",
 ]

@@ -477,15 +477,69 @@ class LocalCluster:
             self._stop_nodes([node], timeout)
 
 
-def running_bootstrap(state_dir: Path | None = None) -> str | None:
-    """Bootstrap servers of the dev cluster running from ``state_dir``, else None.
-
-    ``state_dir`` defaults to :func:`default_state_dir`. "Running" means every
-    node's JVM is alive and a client port accepts connections.
-    """
+def _running_at(state_dir: Path) -> str | None:
     cluster = LocalCluster.from_state_dir(state_dir)
     if cluster is None or not cluster.status().complete:
         return None
     if not any(port_accepts(node.client_port) for node in cluster.nodes):
         return None
     return cluster.bootstrap
+
+
+def current_pointer() -> Path:
+    """The per-user file naming the state dir of the last ``tidings dev up``:
+    ``${XDG_STATE_HOME:-~/.local/state}/tidings/dev-cluster``."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "tidings" / "dev-cluster"
+
+
+def remember_dev_cluster(state_dir: Path) -> None:
+    """Record ``state_dir`` as the user's current dev cluster (``tidings dev up``), so
+    every command finds it from any working directory."""
+    pointer = current_pointer()
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(pointer, str(state_dir.resolve()) + "\n")
+
+
+def forget_dev_cluster(state_dir: Path) -> None:
+    """Drop the pointer if it names ``state_dir`` (``tidings dev down``)."""
+    pointer = current_pointer()
+    with contextlib.suppress(OSError):
+        if Path(pointer.read_text(encoding="utf-8").strip()) == state_dir.resolve():
+            pointer.unlink()
+
+
+def candidate_state_dirs(near: Path | None = None) -> list[Path]:
+    """Where a dev cluster may live, most specific first: ``$TIDINGS_STATE_DIR``;
+    ``.tidings/dev`` in ``near`` (a topology file's folder) or the working directory,
+    or any folder above them; the user's current dev cluster (see
+    :func:`current_pointer`)."""
+    if os.environ.get("TIDINGS_STATE_DIR"):
+        return [default_state_dir()]
+    found: list[Path] = []
+    for start in ([near] if near else []) + [Path.cwd()]:
+        for folder in [start.resolve(), *start.resolve().parents]:
+            candidate = folder / ".tidings" / "dev"
+            if candidate not in found and (candidate / CLUSTER_FILE).exists():
+                found.append(candidate)
+    with contextlib.suppress(OSError):
+        pointed = Path(current_pointer().read_text(encoding="utf-8").strip())
+        if pointed not in found:
+            found.append(pointed)
+    return found
+
+
+def running_bootstrap(state_dir: Path | None = None, *, near: Path | None = None) -> str | None:
+    """Bootstrap servers of a running dev cluster, else None.
+
+    With ``state_dir``, only that one; otherwise the first running one of
+    :func:`candidate_state_dirs`. "Running" means every node's JVM is alive and a
+    client port accepts connections.
+    """
+    if state_dir is not None:
+        return _running_at(state_dir)
+    for candidate in candidate_state_dirs(near):
+        bootstrap = _running_at(candidate)
+        if bootstrap is not None:
+            return bootstrap
+    return None

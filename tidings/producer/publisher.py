@@ -52,7 +52,8 @@ class Publisher:
         self.topology = topology
         self.service = service
         config = kafka_client_config(settings, topology.cluster.properties,
-                                     topology.cluster.bootstrap_servers)
+                                     topology.cluster.bootstrap_servers,
+                                     near=topology.root)
         config.update(producer_config or {})
         self._producer = ReliableProducer(config, delivery_timeout=delivery_timeout)
         self.delivery_timeout = delivery_timeout

@@ -63,7 +63,8 @@ class Cluster:
         self.topology = topology
         self.config: dict[str, Any] = dict(config) if config is not None else \
             kafka_client_config(settings, topology.cluster.properties,
-                                topology.cluster.bootstrap_servers)
+                                topology.cluster.bootstrap_servers,
+                                near=topology.root)
         self.bootstrap = str(self.config.get("bootstrap.servers", "?"))
         self.timeout = timeout if timeout is not None else settings.admin_timeout_s
         self.admin: AdminClient = admin_client(self.config)

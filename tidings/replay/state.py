@@ -18,7 +18,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import NewTopic
 
-from tidings.kafka_clients import with_logger
+from tidings.kafka_clients import fetch_metadata, with_logger
 from tidings.producer.reliable import RELIABLE_DEFAULTS
 from tidings.replay.cluster import Cluster, ReplayError
 
@@ -50,7 +50,7 @@ class StateStore:
 
     def _read(self) -> dict[str, dict[str, Any] | None]:
         cluster = self.cluster
-        metadata = cluster.admin.list_topics(timeout=cluster.timeout)
+        metadata = fetch_metadata(cluster.admin, cluster.bootstrap, cluster.timeout)
         if STATE_TOPIC not in metadata.topics:
             return {}
         low, high = cluster.watermarks(STATE_TOPIC, [0])[0]
@@ -63,7 +63,8 @@ class StateStore:
 
     def _ensure_topic(self) -> None:
         cluster = self.cluster
-        if STATE_TOPIC in cluster.admin.list_topics(timeout=cluster.timeout).topics:
+        if STATE_TOPIC in fetch_metadata(cluster.admin, cluster.bootstrap,
+                                          cluster.timeout).topics:
             return
         topic = NewTopic(STATE_TOPIC, num_partitions=1,
                          replication_factor=min(3, max(1, cluster.brokers())),

@@ -7,6 +7,7 @@ not a silently ignored setting.
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
@@ -95,6 +96,21 @@ class BatchSpec(_Strict):
     max_wait: DurationField = Duration(2000)
 
 
+def parse_start_from(value: str) -> int | None:
+    """``start_from`` as epoch ms for a moment, None for ``earliest`` / ``latest``;
+    :class:`ValueError` for anything else."""
+    if value in ("earliest", "latest"):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"start_from {value!r}: use earliest, latest or an ISO 8601 time "
+                         "such as 2026-11-01T00:00:00Z") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # a time without a zone is UTC, as in --from
+    return int(moment.timestamp() * 1000)
+
+
 class ConsumerSpec(_Strict):
     subscribes: list[str] = Field(min_length=1)
     handler: str
@@ -102,6 +118,20 @@ class ConsumerSpec(_Strict):
     dlq: bool = True
     concurrency: int = Field(1, ge=1, le=1000)
     batch: BatchSpec | None = None
+    #: Where a group with no committed offsets starts on its main topics: ``earliest``
+    #: (every event the topic still holds), ``latest`` (only events published from now
+    #: on) or an ISO 8601 time. Retry and replay topics always start at their beginning.
+    start_from: str = "earliest"
+
+    @field_validator("start_from", mode="before")
+    @classmethod
+    def _start_from_shape(cls, value: object) -> str:
+        if isinstance(value, datetime | date):  # YAML reads an unquoted timestamp itself
+            value = value.isoformat()
+        if not isinstance(value, str):
+            raise ValueError("start_from must be earliest, latest or an ISO 8601 time")
+        parse_start_from(value)
+        return value
 
     @field_validator("handler")
     @classmethod

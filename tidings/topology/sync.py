@@ -35,7 +35,8 @@ def connect(topology: Topology, settings: Settings | None = None) -> ClusterView
     """Connect to the topology's cluster and read its state (raises if unreachable)."""
     settings = settings or Settings()
     config = kafka_client_config(settings, topology.cluster.properties,
-                                 topology.cluster.bootstrap_servers)
+                                 topology.cluster.bootstrap_servers,
+                                 near=topology.root)
     bootstrap = str(config["bootstrap.servers"])
     timeout = settings.admin_timeout_s
     admin = admin_client(config)
