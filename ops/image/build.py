@@ -95,7 +95,11 @@ def ensure_local_base(engine: str, env: dict[str, str]) -> str:
     tarball = cache_dir() / "base-bookworm.tar"
     tarball.parent.mkdir(parents=True, exist_ok=True)
     if not tarball.exists():
-        partial = tarball.with_suffix(".partial")
+        # mmdebstrap picks the output format by the name's extension: keep ".tar".
+        partial = tarball.with_name("base-bookworm.partial.tar")
+        if partial.is_dir():
+            shutil.rmtree(partial)
+        partial.unlink(missing_ok=True)
         _run(["mmdebstrap", "--variant=minbase", f"--include={BASE_PACKAGES}", "bookworm",
               str(partial)], env, "mmdebstrap (making the Debian base)", timeout=1200)
         partial.rename(tarball)
