@@ -12,7 +12,10 @@ are methods of the connection itself.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from tidings.errors import ConfigError
+
+log = logging.getLogger("tidings.db")
 
 
 @dataclass(frozen=True)
@@ -128,7 +133,13 @@ def transaction(connection: Any) -> Iterator[Any]:
         except BaseException:
             connection.execute("ROLLBACK")
             raise
-        connection.execute("COMMIT")
+        try:
+            connection.execute("COMMIT")
+        except BaseException:
+            # A failed COMMIT can leave the transaction open; the next BEGIN would fail.
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
         return
     if not connection.autocommit and connection.info.transaction_status == _PG_INTRANS:
         # psycopg would make this block a savepoint of the implicit transaction, and
@@ -137,3 +148,42 @@ def transaction(connection: Any) -> Iterator[Any]:
                            "transaction open; open it with Database.connect() (autocommit)")
     with connection.transaction():
         yield connection
+
+
+class WalCheckpointer:
+    """Checkpoints a SQLite database's write-ahead log from a thread of its own.
+
+    The consumer's connections turn SQLite's automatic checkpoint off, which otherwise
+    runs inside whichever ``COMMIT`` crosses 1,000 WAL pages and makes that handler's
+    transaction wait for it (the p99.9 of a claim's COMMIT was 3 ms). A PASSIVE
+    checkpoint never blocks writers or readers; durability is unchanged (the WAL is
+    synced as before, the checkpoint only copies it into the database file).
+    """
+
+    def __init__(self, database: Database, interval: float = 0.5) -> None:
+        self.database = database
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="tidings-wal-checkpoint",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        connection = self.database.connect()
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:  # a busy moment: the next round catches up
+                    log.debug("WAL checkpoint of %s skipped: %s", self.database.url, exc)
+            # A last full one on the way out, so the WAL does not outlive the service.
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            connection.close()

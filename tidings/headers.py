@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 
 EVENT_ID = "event-id"
@@ -76,3 +76,48 @@ def header_dict(
         else:
             result[name] = value or ""
     return result
+
+
+class HeaderView(Mapping[str, str]):
+    """A record's headers as text, decoded on first use; the last value wins for a
+    repeated name. The consumer hands these out instead of decoding every header of
+    every event up front."""
+
+    __slots__ = ("_decoded", "_raw")
+
+    def __init__(
+        self,
+        raw: Iterable[tuple[str, str | bytes | None]] | Mapping[str, str | bytes | None] | None,
+    ) -> None:
+        self._raw: Iterable[tuple[str, str | bytes | None]] = \
+            raw.items() if isinstance(raw, Mapping) else raw or ()
+        self._decoded: dict[str, str] | None = None
+
+    def _all(self) -> dict[str, str]:
+        if self._decoded is None:
+            self._decoded = header_dict(self._raw)
+        return self._decoded
+
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        if self._decoded is not None:
+            return self._decoded.get(name, default)
+        found: str | bytes | None = None
+        seen = False
+        for key, value in self._raw:
+            if key == name:
+                found, seen = value, True
+        if not seen:
+            return default
+        return found.decode("utf-8", "replace") if isinstance(found, bytes) else found or ""
+
+    def __getitem__(self, name: str) -> str:
+        return self._all()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __repr__(self) -> str:
+        return f"HeaderView({self._all()!r})"

@@ -4,11 +4,16 @@ Any librdkafka property can be passed through the environment as
 ``TIDINGS_KAFKA_<PROPERTY>`` with dots written as underscores, e.g.
 ``TIDINGS_KAFKA_SECURITY_PROTOCOL=SASL_SSL`` or ``TIDINGS_KAFKA_SASL_PASSWORD=…``,
 so a cluster with SASL/TLS and ACLs needs no code change and no secret in the file.
+
+The file's ``cluster:`` settings may also refer to the environment by name,
+``${PROD_KAFKA_BOOTSTRAP}``: the file then holds the reference, never the value, and
+each environment of topology.yaml can point at its own variables.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,8 +21,12 @@ from typing import Any
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tidings.errors import ConfigError
+
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
 KAFKA_ENV_PREFIX = "TIDINGS_KAFKA_"
+#: ``${NAME}``: a setting read from the process environment when a client connects.
+REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class Settings(BaseSettings):
@@ -33,6 +42,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///.tidings/tidings.db"
     metrics_port: int = 0
     admin_timeout_s: float = 10.0
+    #: Which of topology.yaml's environments to use (``TIDINGS_ENV``; ``--env`` wins).
+    env: str = "local"
 
 
 def kafka_properties_from_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -45,6 +56,36 @@ def kafka_properties_from_env(environ: Mapping[str, str] | None = None) -> dict[
     return props
 
 
+def is_reference(value: object) -> bool:
+    """True when ``value`` is exactly one ``${NAME}`` reference (fit for a secret)."""
+    return isinstance(value, str) and REFERENCE.fullmatch(value.strip()) is not None
+
+
+def reference_problem(value: object) -> str | None:
+    """Why ``value`` holds a malformed ``${...}`` reference, or None."""
+    if not isinstance(value, str) or "${" not in value:
+        return None
+    if "${" in REFERENCE.sub("", value):
+        return (f"{value!r} has a malformed reference; write ${{NAME}} with letters, digits "
+                "and '_'")
+    return None
+
+
+def expand_references(value: str, what: str, environ: Mapping[str, str] | None = None) -> str:
+    """``value`` with each ``${NAME}`` replaced from the environment; raises ConfigError
+    naming the setting and the variable when one is not set."""
+    environ = os.environ if environ is None else environ
+
+    def lookup(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in environ:
+            raise ConfigError(f"topology.yaml's {what} refers to ${{{name}}}, which is not "
+                              "set in the environment")
+        return environ[name]
+
+    return REFERENCE.sub(lookup, value)
+
+
 def resolve_bootstrap(settings: Settings, from_file: str | None,
                       near: Path | None = None) -> str:
     """Where Kafka is: the environment, then topology.yaml, then a running dev cluster
@@ -54,7 +95,7 @@ def resolve_bootstrap(settings: Settings, from_file: str | None,
     if settings.bootstrap_servers:
         return settings.bootstrap_servers
     if from_file:
-        return from_file
+        return expand_references(from_file, "cluster.bootstrap_servers")
     from tidings.kafka_local import running_bootstrap
 
     return running_bootstrap(near=near) or DEFAULT_BOOTSTRAP
@@ -73,6 +114,8 @@ def kafka_client_config(
         "bootstrap.servers": resolve_bootstrap(settings, bootstrap_from_file, near),
     }
     for key, value in (file_properties or {}).items():
+        if isinstance(value, str):
+            value = expand_references(value, f"cluster.properties.{key}")
         config[key] = str(value).lower() if isinstance(value, bool) else value
     config.update(kafka_properties_from_env())
     return config

@@ -41,9 +41,10 @@ def test_a_handler_failing_twice_succeeds_once_after_both_tier_delays(tmp_path: 
     assert order_id == order.order_id
     assert attempt == 3
     assert done_at_ms - began_ms >= 1_000 + 2_000, "waited the 1s and the 2s tier"
-    assert runtime.metrics.retried.labels(group.name, "order.created", "1s")._value.get() == 1
-    assert runtime.metrics.retried.labels(group.name, "order.created", "2s")._value.get() == 1
-    assert runtime.metrics.processed.labels(group.name, "order.created")._value.get() == 1
+    value, created = runtime.metrics.value, "order.created"
+    assert value("tidings_events_retried_total", event_type=created, tier="1s") == 1
+    assert value("tidings_events_retried_total", event_type=created, tier="2s") == 1
+    assert value("tidings_events_processed_total", event_type=created) == 1
 
 
 def test_an_always_failing_event_lands_in_the_dlq_with_every_header(
@@ -112,8 +113,9 @@ def test_a_redelivered_event_has_its_effect_once(tmp_path: Path) -> None:
         with Publisher(group.topology, "order-service") as publisher:
             publisher.publish(order, event_id="same-id")
             publisher.publish(order, event_id="same-id")
-        eventually(lambda: runtime.metrics.duplicates.labels(
-            group.name, "order.created")._value.get() == 1, 30, "the duplicate to be skipped")
+        eventually(lambda: runtime.metrics.value(
+            "tidings_events_duplicates_skipped_total", event_type="order.created") == 1, 30,
+            "the duplicate to be skipped")
     assert [e[0] for e in group.effects()] == ["same-id"]
 
 
@@ -125,7 +127,8 @@ def test_non_retryable_errors_skip_the_tiers(tmp_path: Path, kafka_bootstrap: st
         (dead,) = read_all(kafka_bootstrap, f"{group.topic}.{group.name}.dlq", expect=1)
         assert time.monotonic() - began < 1 + 2, "no tier delay was waited"
     assert headers_of(dead)["error-class"] == "tidings.consumer.context.NonRetryableError"
-    assert runtime.metrics.retried.labels(group.name, "order.created", "1s")._value.get() == 0
+    assert runtime.metrics.value("tidings_events_retried_total", event_type="order.created",
+                                 tier="1s") == 0
 
 
 def test_concurrency_keeps_each_keys_order(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import re
 import shutil
+import threading
 import time
 import uuid
 from collections import Counter
@@ -88,6 +89,7 @@ consumers:
     handler: consumers.email:handle
     retry: [2s]
     concurrency: 2
+    transaction: event
 """
 
 
@@ -214,10 +216,24 @@ def test_kill_9_repeatedly_leaves_every_effect_exactly_once(
     stream, expected = shop_orders(5_000, rng)
     # Published straight through the Publisher (idempotent, acks=all): the order topic
     # then holds each event exactly once, so every duplicate seen downstream is the
-    # consumers' doing.
-    deliveries = publish(topology, stream)
-    order_event_ids = {d.event_id for d, e in zip(deliveries, stream, strict=True)
-                       if isinstance(e, OrderCreated)}
+    # consumers' doing. The first fifth is there before the services start; the rest
+    # arrives while they run (and are killed), and the last fifth only once every kill
+    # has landed, so that no kill can come after the work is done however fast the
+    # services are.
+    kills_done = threading.Event()
+    first, gated = len(stream) // 5, len(stream) * 4 // 5
+    deliveries: list[Delivery] = publish(topology, stream[:first])
+    order_event_ids = {e.order_id for e in stream if isinstance(e, OrderCreated)}
+
+    def publish_the_rest() -> None:
+        with Publisher(topology, "order-service") as publisher:
+            for start in range(first, len(stream), 100):
+                if start >= gated:
+                    kills_done.wait(timeout=300)
+                deliveries.extend(publisher.publish_many(stream[start:start + 100]))
+                time.sleep(0.05)  # about 2,000 events/s
+
+    publisher_thread = threading.Thread(target=publish_the_rest, daemon=True)
     inventory_rows = len(expected.status) + len(expected.scarce)
     stock_env = {"INVENTORY_INITIAL_STOCK": ",".join(f"{k}={v}"
                                                      for k, v in expected.initial.items())}
@@ -244,6 +260,7 @@ def test_kill_9_repeatedly_leaves_every_effect_exactly_once(
             mailbox_at_kill: list[int] = []
             inventory.begin()
             email.begin()
+            publisher_thread.start()
             deadline = time.monotonic() + 180
             while len(inventory.kills) < 3 or not email.kills:
                 assert time.monotonic() < deadline, (inventory.kills, email.kills)
@@ -254,6 +271,11 @@ def test_kill_9_repeatedly_leaves_every_effect_exactly_once(
                     time.sleep(0.5)  # a DATA already sent would still be stored
                     mailbox_at_kill.append(len(sink.messages()))
                 time.sleep(0.05)
+            kills_done.set()
+            publisher_thread.join(timeout=300)
+            assert len(deliveries) == len(stream), "every event was published"
+            order_event_ids = {d.event_id for d, e in zip(deliveries, stream, strict=True)
+                               if isinstance(e, OrderCreated)}
             runs = [r for r in (inventory.run, email.run) if r is not None]
             wait_until(lambda: inventory.progress() == inventory_rows, 180,
                        "inventory to decide every order", runs)

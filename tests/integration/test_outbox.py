@@ -34,6 +34,7 @@ def pending_rows(url: str) -> int:
         connection.close()
 
 
+@pytest.mark.timeout(600)  # 10,000 rows paced at 1,000/s, and a relay started per kill
 def test_relay_killed_repeatedly_loses_no_event(
     tmp_path: Path, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -65,10 +66,12 @@ def test_relay_killed_repeatedly_loses_no_event(
     relay_command = [sys.executable, "-m", "tidings", "outbox", "relay", "--database", url,
                      "-f", str(shop.topology.path), "--batch-size", "200"]
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
+    # A file, not a pipe nobody reads: a chatty relay must never block on its stderr.
+    relay_log = (tmp_path / "relay.log").open("ab")
 
     def start_relay() -> subprocess.Popen[bytes]:
         return subprocess.Popen(relay_command, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+                                stderr=relay_log)
 
     three_kills_mid_relay = threading.Event()
     writer = threading.Thread(target=write_orders)

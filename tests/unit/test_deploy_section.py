@@ -144,3 +144,31 @@ def test_replicas_never_exceed_the_partitions_and_the_grace_outlasts_shutdown(
     assert pod["terminationGracePeriodSeconds"] == 75
     assert objects[("Deployment", "shop")]["spec"]["replicas"] == 9
     assert any("TIDINGS_DATABASE_URL" in w for w in rendered.warnings)
+
+
+def test_an_environment_overrides_the_deploy_section(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        services:
+          inventory: {max_replicas: 2}
+          shop: {command: [python, -m, shop], port: 8080}
+        """)
+    path.write_text(path.read_text() + textwrap.dedent("""\
+        environments:
+          prod:
+            deploy:
+              namespace: shop-prod
+              services:
+                inventory: {max_replicas: 4}
+        """))
+    local = render_k8s(load_topology(path), RenderOptions(image="x/y:1"))
+    prod = render_k8s(load_topology(path, env="prod"), RenderOptions(image="x/y:1"))
+
+    def scaled(rendered: object) -> dict[str, object]:
+        [obj] = [o for o in rendered.objects()  # type: ignore[attr-defined]
+                 if o["kind"] == "ScaledObject"]
+        return obj  # type: ignore[no-any-return]
+
+    assert scaled(local)["spec"]["maxReplicaCount"] == 2  # type: ignore[index]
+    assert scaled(prod)["spec"]["maxReplicaCount"] == 4  # type: ignore[index]
+    assert scaled(prod)["metadata"]["namespace"] == "shop-prod"  # type: ignore[index]
+    assert "namespace" not in scaled(local)["metadata"]  # type: ignore[index,operator]

@@ -8,6 +8,7 @@ process, ``python -m ops.demo``, from the directory of the topology file.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,4 +33,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not (root / "ops" / "demo" / "__main__.py").is_file():
         raise TidingsError(f"no demo next to {path} (expected ops/demo/); the demo ships with "
                            "the Tidings repository")
-    return subprocess.call([sys.executable, "-m", "ops.demo", *args.demo_args], cwd=root)
+    # The demo runs a laptop's cluster: pinned to the local environment, whatever
+    # TIDINGS_ENV the shell has, for the demo and every service it starts.
+    return subprocess.call([sys.executable, "-m", "ops.demo", *args.demo_args], cwd=root,
+                           env={**os.environ, "TIDINGS_ENV": "local"})

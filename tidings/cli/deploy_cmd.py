@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tidings.cli._environment_arg import add_env_argument
 from tidings.deploy import RenderOptions, render_k8s, write_manifests
 from tidings.settings import Settings
 from tidings.topology import load_topology
@@ -29,13 +30,14 @@ def register(sub: Any) -> None:
                         help="namespace of every object (default: deploy.namespace, or none)")
     render.add_argument("--out", type=Path, required=True,
                         help="directory to write; files an earlier render wrote are replaced")
+    add_env_argument(render)
     render.set_defaults(func=cmd_render)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
     path = Path(args.file) if args.file else Settings().topology
     # The image has the handlers; rendering needs only the declaration.
-    topology = load_topology(path, check_imports=False)
+    topology = load_topology(path, check_imports=False, env=args.env)
     rendered = render_k8s(topology, RenderOptions(image=args.image, namespace=args.namespace))
     written = write_manifests(rendered.manifests, args.out, source=display_name(topology.path))
     kinds = Counter(obj["kind"] for obj in rendered.objects())

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tidings.cli._durations_arg import accept_negative_durations
+from tidings.cli._environment_arg import add_env_argument
 from tidings.dlq import (
     DEFAULT_MAX_REDRIVES,
     dlq_summary,
@@ -35,6 +36,7 @@ def register(sub: Any) -> None:
     def common(p: argparse.ArgumentParser, *, group_required: bool = True) -> None:
         p.add_argument("-f", "--file", type=Path, default=None,
                        help="the topology file (default: $TIDINGS_TOPOLOGY or ./topology.yaml)")
+        add_env_argument(p)
         p.add_argument("--group", required=group_required, help="the consumer group")
 
     listing = actions.add_parser("list", help="counts per group and error class")
@@ -74,7 +76,7 @@ def register(sub: Any) -> None:
 
 def load(args: argparse.Namespace) -> Topology:
     return load_topology(Path(args.file) if args.file else Settings().topology,
-                         check_imports=False)
+                         check_imports=False, env=args.env)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from tidings.cli._environment_arg import add_env_argument
 from tidings.db import open_database
 from tidings.errors import ConfigError, TidingsError
 from tidings.imports import import_reference
@@ -30,6 +31,7 @@ def register(sub: Any) -> None:
     publish.add_argument("--timeout", type=float, default=15.0,
                          help="seconds to wait for the broker (default 15)")
     publish.add_argument("-f", "--file", type=Path, default=None, help="the topology file")
+    add_env_argument(publish)
     publish.set_defaults(func=cmd_publish)
 
     outbox = sub.add_parser("outbox", help="relay a service's outbox to Kafka")
@@ -41,6 +43,7 @@ def register(sub: Any) -> None:
         parser.add_argument("--database", required=True,
                             help="the service's database URL, e.g. sqlite:///orders.db")
         parser.add_argument("-f", "--file", type=Path, default=None, help="the topology file")
+        add_env_argument(parser)
     relay.add_argument("--batch-size", type=int, default=500)
     relay.set_defaults(func=cmd_relay)
     status.set_defaults(func=cmd_outbox_status)
@@ -48,7 +51,7 @@ def register(sub: Any) -> None:
 
 def _topology(args: argparse.Namespace) -> Topology:
     return load_topology(Path(args.file) if args.file else Settings().topology,
-                         check_imports=False)
+                         check_imports=False, env=args.env)
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
@@ -97,7 +100,7 @@ def cmd_relay(args: argparse.Namespace) -> int:
     topology = _topology(args)
     database = open_database(args.database)
     producer = ReliableProducer(kafka_client_config(
-        None, topology.cluster.properties, topology.cluster.bootstrap_servers,
+        None, topology.cluster.client_properties, topology.cluster.bootstrap_servers,
         near=topology.root))
     relay = OutboxRelay(database, producer, batch_size=args.batch_size)
     stop = threading.Event()

@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from tidings.cli._durations_arg import accept_negative_durations
+from tidings.cli._environment_arg import add_env_argument
 from tidings.errors import TidingsError
 from tidings.replay import (
     Mode,
     ReplayRequest,
     execute_replay,
     execute_undo,
+    parse_partitions,
     plan_replay,
     plan_undo,
 )
@@ -29,6 +31,7 @@ def register(sub: Any) -> None:
                     "before now (-2h), or partition:offset lists (0:120,1:80).")
     parser.add_argument("-f", "--file", type=Path, default=None,
                         help="the topology file (default: $TIDINGS_TOPOLOGY or ./topology.yaml)")
+    add_env_argument(parser)
     parser.add_argument("--group", required=True, help="the one consumer group to replay to")
     parser.add_argument("--topic", help="the declared topic to replay from")
     parser.add_argument("--from", dest="start", help="start of the range (included)")
@@ -38,6 +41,9 @@ def register(sub: Any) -> None:
                              "or a bounded range")
     parser.add_argument("--reprocess", action="store_true",
                         help="run the handler again even for events it already applied")
+    parser.add_argument("--partitions", default=None, metavar="LIST",
+                        help="copy only these partitions (e.g. 0-5 or 0,2,4): one share of a "
+                             "large backfill; run one copier per share, on any machines")
     parser.add_argument("--rate", type=float, default=None, metavar="EVENTS/S",
                         help="copy at most this many events per second on average")
     parser.add_argument("--execute", "--yes", "-y", dest="execute", action="store_true",
@@ -51,7 +57,7 @@ def register(sub: Any) -> None:
 
 def load(args: argparse.Namespace) -> Topology:
     return load_topology(Path(args.file) if args.file else Settings().topology,
-                         check_imports=False)
+                         check_imports=False, env=args.env)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -64,7 +70,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise TidingsError("replay needs --topic and --from (e.g. --topic orders --from -1h)")
     plan = plan_replay(topology, ReplayRequest(
         group=args.group, topic=args.topic, start=args.start, end=args.end,
-        mode=args.mode, reprocess=args.reprocess))
+        mode=args.mode, reprocess=args.reprocess,
+        partitions=parse_partitions(args.partitions) if args.partitions else None))
     print(plan.render(), flush=True)
     if plan.empty:
         return 0

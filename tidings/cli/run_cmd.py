@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from tidings.cli._environment_arg import add_env_argument
 from tidings.consumer.group import resolve_group
 from tidings.consumer.runtime import ConsumerRuntime, RuntimeOptions
 from tidings.db import open_database
@@ -20,6 +21,7 @@ def register(sub: Any) -> None:
     run = sub.add_parser("run", help="run a consumer-group service from topology.yaml")
     run.add_argument("service", help="the consumer group, e.g. inventory")
     run.add_argument("-f", "--file", type=Path, default=None, help="the topology file")
+    add_env_argument(run)
     run.add_argument("--database", default=None,
                      help="the group's database URL (default: $TIDINGS_DATABASE_URL or "
                           "sqlite:///.tidings/SERVICE.db)")
@@ -43,7 +45,8 @@ def register(sub: Any) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=os.environ.get("TIDINGS_LOG_LEVEL", "INFO"),
                         format=f"%(asctime)s {args.service} %(levelname)s %(message)s")
-    topology = load_topology(Path(args.file) if args.file else Settings().topology)
+    topology = load_topology(Path(args.file) if args.file else Settings().topology,
+                             env=args.env)
     url = args.database or os.environ.get("TIDINGS_DATABASE_URL") \
         or f"sqlite:///.tidings/{args.service}.db"
     setup = resolve_group(topology, args.service, open_database(url))
@@ -52,7 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         port = int(os.environ["TIDINGS_METRICS_PORT"])
     runtime = ConsumerRuntime(
         setup,
-        kafka_client_config(None, topology.cluster.properties,
+        kafka_client_config(None, topology.cluster.client_properties,
                             topology.cluster.bootstrap_servers,
                             near=topology.root),
         RuntimeOptions(concurrency=args.concurrency, metrics_port=port,

@@ -29,9 +29,9 @@ class NonRetryableError(Exception):
     """Raise (or subclass) for failures a retry cannot fix: the event goes to the DLQ at once."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class EventMeta:
-    """Where an event came from and what it is."""
+    """Where an event came from and what it is (treat it as read-only)."""
 
     event_id: str
     event_type: str
@@ -48,7 +48,7 @@ class EventMeta:
     reprocess_id: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Delivered:
     """One event of a batch with its metadata."""
 
@@ -56,7 +56,7 @@ class Delivered:
     meta: EventMeta
 
 
-@dataclass
+@dataclass(slots=True)
 class HandlerContext:
     """The context of one event's handling (see module docs)."""
 
@@ -95,7 +95,7 @@ class HandlerContext:
         return self.stage(event)
 
 
-@dataclass
+@dataclass(slots=True)
 class BatchContext:
     """The context of one batch; the whole batch is one transaction."""
 

@@ -1,7 +1,23 @@
-"""One event (or one batch) through decode, dedup, handler and failure routing.
+"""Batches of events through decode, dedup, handler and failure routing.
 
 Runs on worker threads; it never touches the Kafka consumer, only the group's
-database connection it owns and the (thread-safe) producer for retries/DLQ.
+database connection it owns and the (thread-safe) producer for retries and the DLQ.
+
+A batch is what the poll loop handed this worker at once. Its events are decoded and
+validated, then handled according to the group's ``transaction:`` mode:
+
+* ``batch`` (the default): all of the batch's idempotency keys are claimed in one
+  statement and every handler runs inside one transaction, which commits once. If a
+  handler raises, the transaction is rolled back and the batch is run again around
+  the failing event: the events before it together, the failing one alone (so only it
+  moves to a retry tier or the DLQ, and its claim is never committed), then the rest.
+  Handlers' effects in ``ctx.db`` are rolled back with the transaction, so running a
+  neighbour twice changes nothing; effects outside the database are not, which is why
+  such handlers declare ``transaction: event``.
+* ``event``: one transaction per event, as a handler that sends mail or calls a
+  webhook needs: a crash redoes at most the one event that was in its handler.
+
+Groups with ``batch:`` get whole batches in one call, in one transaction.
 """
 
 from __future__ import annotations
@@ -9,6 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -26,17 +43,17 @@ from tidings.consumer.context import (
     NonRetryableError,
 )
 from tidings.consumer.group import GroupSetup
-from tidings.consumer.idempotency import LIVE, IdempotencyStore
-from tidings.consumer.metrics import ConsumerMetrics
+from tidings.consumer.idempotency import LIVE, ClaimKey, IdempotencyStore
+from tidings.consumer.metrics import CONSUMED, DUPLICATES, IGNORED, PROCESSED, ConsumerMetrics
 from tidings.consumer.retry import RouteKind, attempt_of, error_class, failure_headers
 from tidings.db import transaction
 from tidings.producer.outbox import Outbox
 from tidings.producer.prepare import PublishRefused
-from tidings.producer.reliable import ReliableProducer
+from tidings.producer.reliable import Delivery, ReliableProducer
 
 log = logging.getLogger("tidings.consumer")
 
-#: The logger a HandlerContext gets by default, looked up once.
+#: The logger a HandlerContext gets, looked up once.
 _HANDLER_LOG = logging.getLogger("tidings.handler")
 
 #: Set on the copies of a ``--reprocess`` replay, to that replay's id: the handler runs
@@ -55,10 +72,6 @@ class Outcome(StrEnum):
     DROPPED = "dropped"
 
 
-class _AlreadyApplied(Exception):
-    """Raised inside the transaction to roll back the claim of a duplicate."""
-
-
 class UndecodableEvent(NonRetryableError):
     """The payload is not a valid event of any known schema (poison)."""
 
@@ -67,113 +80,260 @@ class InvalidEvent(NonRetryableError):
     """The payload decodes but does not satisfy the event's model."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Parsed:
+    """A decoded, validated event of a batch, with the key it claims."""
+
     message: Message
     meta: EventMeta
     event: Any
+    key: ClaimKey
 
 
 class EventProcessor:
-    """Handles events for one worker, with that worker's own database connection."""
+    """Handles batches for one worker, with that worker's own database connection."""
 
     def __init__(self, setup: GroupSetup, producer: ReliableProducer,
                  metrics: ConsumerMetrics) -> None:
         self.setup = setup
         self.producer = producer
         self.metrics = metrics
+        self.stats = metrics.worker_stats()
         self.connection = setup.database.connect()
+        if setup.database.dialect == "sqlite":
+            # The runtime checkpoints the WAL in the background (db.WalCheckpointer), so
+            # no handler's COMMIT pays for a checkpoint.
+            self.connection.execute("PRAGMA wal_autocheckpoint=0")
         self.store = IdempotencyStore(setup.database, setup.group)
         self.outbox = Outbox(setup.database, setup.preparer) if setup.preparer else None
-        # Resolved once: the subscriptions (a property that builds a set) and the metric
-        # children per event type (``labels()`` costs a lock and a lookup per call).
+        self.per_event = setup.spec.transaction == "event"
+        # Resolved once: they are read for every event.
         self._subscriptions = setup.subscriptions
-        self._children: dict[tuple[int, str], Any] = {}
-
-    def _child(self, metric: Any, event_type: str) -> Any:
-        """``metric.labels(group, event_type)``, looked up once (created on first use,
-        as before, so a series still appears only once it has something to count)."""
-        key = (id(metric), event_type)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(self.setup.group, event_type)
-        return child
+        self._handler = setup.handler
+        self._group = setup.group
+        self._database = setup.database
+        self._decode = setup.codec.decode
+        self._readers = setup.readers
+        self._models = setup.models
+        self._routing: list[tuple[Future[Delivery], EventMeta]] = []
 
     def close(self) -> None:
         self.connection.close()
 
-    # -- one event ---------------------------------------------------------------------
+    # -- a batch ---------------------------------------------------------------------
 
-    def process(self, message: Message) -> Outcome:
-        parsed = self.parse(message)
-        if isinstance(parsed, Outcome):
-            return parsed
-        meta = parsed.meta
-        metrics = self.metrics
-        self._child(metrics.consumed, meta.event_type).inc()
-        began = time.perf_counter()
-        try:
-            with transaction(self.connection):
-                if not self.store.claim(self.connection, meta.event_id, _scope(meta)):
-                    raise _AlreadyApplied
-                self.setup.handler(parsed.event, HandlerContext(
-                    group=self.setup.group, meta=meta, db=self.connection,
-                    database=self.setup.database, stage=self._stage, log=_HANDLER_LOG))
-        except _AlreadyApplied:
-            self._child(metrics.duplicates, meta.event_type).inc()
-            return Outcome.DUPLICATE
-        except Exception as error:  # the handler is user code: any error is a failure
-            return self.fail(message, meta, error)
-        finally:
-            self._child(metrics.handler_seconds, meta.event_type).observe(
-                time.perf_counter() - began)
-        self._child(metrics.processed, meta.event_type).inc()
-        return Outcome.PROCESSED
+    def handle(self, messages: Sequence[Message]) -> dict[Outcome, int]:
+        """Take every message of a batch to its end (applied, skipped, retried or
+        dead-lettered) and return how many ended which way. Raises when a failed event
+        could not be routed: the batch then does not count as done."""
+        counts: dict[Outcome, int] = {}
+        items = self._parse_all(messages, counts)
+        if items:
+            if self.setup.is_batch:
+                self._batch_handler(items, counts)
+            elif self.per_event:
+                for item in items:
+                    self._alone(item, counts)
+            else:
+                self._together(items, counts)
+        self._await_routing()
+        return counts
 
-    def parse(self, message: Message) -> Parsed | Outcome:
-        """Decode and validate; poison goes to the DLQ here and an Outcome is returned."""
-        # h.header_dict, inlined: headers as text, the last value winning for a name.
+    def _parse_all(self, messages: Sequence[Message],
+                   counts: dict[Outcome, int]) -> list[Parsed]:
+        items: list[Parsed] = []
+        consumed: dict[str, int] = {}
+        for message in messages:
+            parsed = self._parse(message, counts)
+            if parsed is not None:
+                items.append(parsed)
+                event_type = parsed.meta.event_type
+                consumed[event_type] = consumed.get(event_type, 0) + 1
+        for event_type, n in consumed.items():
+            self.stats.add(CONSUMED, event_type, n)
+        return items
+
+    def _parse(self, message: Message, counts: dict[Outcome, int]) -> Parsed | None:
+        """Decode and validate one message; poison is routed here and None returned."""
         raw = message.headers()
         pairs = raw.items() if isinstance(raw, dict) else raw or ()
-        headers = {name: value.decode("utf-8", "replace") if isinstance(value, bytes)
-                   else value or "" for name, value in pairs}
-        topic, partition, offset = (str(message.topic()), message.partition() or 0,
-                                    message.offset() or 0)
-        event_id = headers.get(h.EVENT_ID) or f"{topic}:{partition}:{offset}"
+        # One pass over the raw headers for the three the runtime needs per event.
+        event_id: str | bytes | None = None
+        attempt = mark = None
+        for name, value in pairs:
+            if name == h.EVENT_ID:
+                event_id = value
+            elif name == h.ATTEMPT:
+                attempt = value
+            elif name == REPROCESS_HEADER:
+                mark = value
+        headers = h.HeaderView(pairs)
+        topic, partition, offset = message.topic() or "", message.partition() or 0, \
+            message.offset() or 0
+        event_id_text = event_id.decode("utf-8", "replace") if isinstance(event_id, bytes) \
+            else event_id or f"{topic}:{partition}:{offset}"
+        attempt_number = 1 if attempt is None else attempt_of(headers)
+        reprocess = None if mark is None else reprocess_id(headers)
         payload = message.value() or b""
         try:
-            decoded = self.setup.codec.decode(payload)
+            decoded = self._decode(payload)
         except DecodeError as error:
-            meta = EventMeta(event_id=event_id, event_type=headers.get(h.EVENT_TYPE, "unknown"),
-                             topic=topic, partition=partition, offset=offset,
-                             key=message.key(), headers=headers, attempt=attempt_of(headers),
-                             reprocess_id=reprocess_id(headers))
-            self.metrics.consumed.labels(self.setup.group, meta.event_type).inc()
-            return self.fail(message, meta, UndecodableEvent(f"{type(error).__name__}: {error}"))
+            meta = EventMeta(event_id_text, headers.get(h.EVENT_TYPE) or "unknown", topic,
+                             partition, offset, message.key(), headers, attempt_number,
+                             reprocess)
+            self.stats.add(CONSUMED, meta.event_type)
+            self._count(counts, self.fail(
+                message, meta, UndecodableEvent(f"{type(error).__name__}: {error}")))
+            return None
         event_type = decoded.event
-        meta = EventMeta(event_id=event_id, event_type=event_type, topic=topic,
-                         partition=partition, offset=offset, key=message.key(),
-                         headers=headers, attempt=attempt_of(headers),
-                         reprocess_id=reprocess_id(headers))
         if event_type not in self._subscriptions:
-            self.metrics.ignored.labels(self.setup.group, event_type).inc()
-            return Outcome.IGNORED
-        reader = self.setup.readers[event_type]
+            self.stats.add(IGNORED, event_type)
+            self._count(counts, Outcome.IGNORED)
+            return None
+        meta = EventMeta(event_id_text, event_type, topic, partition, offset, message.key(),
+                         headers, attempt_number, reprocess)
+        reader = self._readers[event_type]
         record = decoded.record
         if reader.version != decoded.writer_version:
-            record = self.setup.codec.decode(payload, reader=reader).record
-        model = self.setup.models.get(event_type)
+            record = self._decode(payload, reader).record
+        model = self._models.get(event_type)
         try:
             event = model.from_avro(record) if model is not None else record
         except ValidationError as error:
-            self._child(self.metrics.consumed, event_type).inc()
-            return self.fail(message, meta, InvalidEvent(str(error).splitlines()[0]))
-        return Parsed(message, meta, event)
+            self.stats.add(CONSUMED, event_type)
+            self._count(counts, self.fail(message, meta,
+                                          InvalidEvent(str(error).splitlines()[0])))
+            return None
+        return Parsed(message, meta, event, (reprocess or LIVE, event_id_text))
+
+    # -- one transaction for many events ------------------------------------------------
+
+    def _together(self, items: list[Parsed], counts: dict[Outcome, int]) -> None:
+        """Run ``items`` in as few transactions as their failures allow (see module)."""
+        pending = items
+        while pending:
+            failed = self._run(pending, counts)
+            if failed is None:
+                return
+            index, _ = failed
+            if index is None:  # the COMMIT failed: find the culprit event by event
+                for item in pending:
+                    self._alone(item, counts)
+                return
+            if index:
+                self._together(pending[:index], counts)
+            self._alone(pending[index], counts)
+            pending = pending[index + 1:]
+
+    def _alone(self, item: Parsed, counts: dict[Outcome, int]) -> None:
+        """One event in its own transaction; a failure routes it."""
+        failed = self._run([item], counts)
+        if failed is not None:
+            self._count(counts, self.fail(item.message, item.meta, failed[1]))
+
+    def _run(self, items: list[Parsed],
+             counts: dict[Outcome, int]) -> tuple[int | None, BaseException] | None:
+        """Claim and handle ``items`` in one transaction. None when it committed (the
+        outcomes counted); else ``(index of the failing event, error)`` after rolling
+        everything back (``index`` None: the COMMIT itself failed)."""
+        connection, handler, stage = self.connection, self._handler, self._stage
+        group, database = self._group, self._database
+        began = time.perf_counter()
+        applied: list[Parsed] = []
+        skipped: list[Parsed] = []
+        try:
+            with transaction(connection):
+                fresh = self.store.claim_new(connection, [item.key for item in items])
+                for index, item in enumerate(items):
+                    key = item.key
+                    if key not in fresh:
+                        skipped.append(item)
+                        continue
+                    fresh.discard(key)  # a second copy in this batch is a duplicate
+                    try:
+                        handler(item.event, HandlerContext(group, item.meta, connection,
+                                                           database, stage, _HANDLER_LOG))
+                    except Exception as error:  # user code: any error fails the event
+                        raise _HandlerFailed(index, error) from error
+                    applied.append(item)
+        except _HandlerFailed as failure:
+            return failure.index, failure.error
+        except Exception as error:  # raised by COMMIT (or the claim): nothing applied
+            if len(items) == 1:
+                return 0, error
+            return None, error
+        self._record(applied, skipped, time.perf_counter() - began, counts)
+        return None
+
+    def _record(self, applied: list[Parsed], skipped: list[Parsed], elapsed: float,
+                counts: dict[Outcome, int]) -> None:
+        stats = self.stats
+        by_type: dict[str, int] = {}
+        for item in applied:
+            event_type = item.meta.event_type
+            by_type[event_type] = by_type.get(event_type, 0) + 1
+        if applied:
+            # In one transaction the batch's time is spread evenly over its events.
+            share = elapsed / len(applied)
+            for event_type, n in by_type.items():
+                stats.add(PROCESSED, event_type, n)
+                stats.observe(event_type, share, n)
+            counts[Outcome.PROCESSED] = counts.get(Outcome.PROCESSED, 0) + len(applied)
+        for item in skipped:
+            stats.add(DUPLICATES, item.meta.event_type)
+        if skipped:
+            counts[Outcome.DUPLICATE] = counts.get(Outcome.DUPLICATE, 0) + len(skipped)
+
+    # -- batch handlers ----------------------------------------------------------------
+
+    def _batch_handler(self, items: list[Parsed], counts: dict[Outcome, int]) -> None:
+        """One call and one transaction for the batch; if it fails, each event is run as
+        a batch of its own so only the failing ones move to a retry tier or the DLQ."""
+        failed = self._run_batch(items, counts)
+        if failed is None:
+            return
+        fresh, error = failed
+        if len(fresh) == 1:
+            self._count(counts, self.fail(fresh[0].message, fresh[0].meta, error))
+            return
+        log.warning("%s: batch of %d failed (%s); handling its events one by one",
+                    self._group, len(fresh), error)
+        for item in fresh:
+            alone = self._run_batch([item], counts)
+            if alone is not None:
+                self._count(counts, self.fail(item.message, item.meta, alone[1]))
+
+    def _run_batch(self, items: list[Parsed], counts: dict[Outcome, int]
+                   ) -> tuple[list[Parsed], BaseException] | None:
+        connection = self.connection
+        began = time.perf_counter()
+        chosen: list[Parsed] = []
+        skipped: list[Parsed] = []
+        try:
+            with transaction(connection):
+                fresh = self.store.claim_new(connection, [item.key for item in items])
+                for item in items:
+                    if item.key in fresh:
+                        fresh.discard(item.key)
+                        chosen.append(item)
+                    else:
+                        skipped.append(item)
+                if chosen:
+                    self._handler([item.event for item in chosen], BatchContext(
+                        self._group, connection, self._database,
+                        [Delivered(item.event, item.meta) for item in chosen], self._stage,
+                        _HANDLER_LOG))
+        except Exception as error:  # user code, or the COMMIT: the batch failed
+            return chosen or items, error
+        self._record(chosen, skipped, time.perf_counter() - began, counts)
+        return None
+
+    # -- follow-up events ----------------------------------------------------------------
 
     def _stage(self, event: Any) -> str:
         if self.outbox is None:
             raise PublishRefused(
-                f"group {self.setup.group!r} publishes follow-up events but is not declared "
+                f"group {self._group!r} publishes follow-up events but is not declared "
                 f"under producers in {self.setup.topology.path.name}"
             )
         return self.outbox.stage(self.connection, event)
@@ -181,11 +341,12 @@ class EventProcessor:
     # -- failures ----------------------------------------------------------------------
 
     def fail(self, message: Message, meta: EventMeta, error: BaseException) -> Outcome:
-        """Send a failed event to its next tier or the DLQ, and wait until Kafka has it."""
+        """Send a failed event to its next tier or the DLQ. The batch waits for Kafka's
+        acknowledgement before it counts as done (see :meth:`handle`)."""
         retryable = not isinstance(error, NonRetryableError)
         source = self.setup.source_topic.get(meta.topic, meta.topic)
         route = self.setup.policy.route(source, meta.attempt, retryable=retryable)
-        group, event_type = self.setup.group, meta.event_type
+        group, event_type = self._group, meta.event_type
         if route.kind is RouteKind.DROP or route.topic is None:
             log.error("%s: dropping %s %s after attempt %d (no DLQ declared): %s",
                       group, event_type, meta.event_id, meta.attempt, error)
@@ -194,8 +355,9 @@ class EventProcessor:
         headers = failure_headers(meta.headers, route=route, topic=meta.topic,
                                   partition=meta.partition, offset=meta.offset, error=error)
         # Same key, so the copy lands on the same partition number as the original.
-        self.producer.send(route.topic, message.value() or b"", key=message.key(),
-                           headers=headers, event_id=meta.event_id).result()
+        self._routing.append((self.producer.send(
+            route.topic, message.value() or b"", key=message.key(), headers=headers,
+            event_id=meta.event_id), meta))
         if route.kind is RouteKind.RETRY:
             log.warning("%s: %s %s failed (attempt %d), retry in %s: %s", group, event_type,
                         meta.event_id, meta.attempt, route.tier, error)
@@ -206,80 +368,23 @@ class EventProcessor:
         self.metrics.dead_lettered.labels(group, event_type, error_class(error)).inc()
         return Outcome.DEAD_LETTERED
 
-    # -- batches -----------------------------------------------------------------------
+    def _await_routing(self) -> None:
+        routing, self._routing = self._routing, []
+        for future, _ in routing:
+            future.result()  # DeliveryFailed: the runtime stops without committing
 
-    def process_batch(self, messages: Sequence[Message]) -> list[Outcome]:
-        """One transaction for the batch; if it fails, each event is retried on its own so
-        only the failing ones move to a retry tier or the DLQ."""
-        outcomes: list[Outcome | None] = [None] * len(messages)
-        ready: list[tuple[int, Parsed]] = []
-        for index, message in enumerate(messages):
-            parsed = self.parse(message)
-            if isinstance(parsed, Outcome):
-                outcomes[index] = parsed
-            else:
-                self.metrics.consumed.labels(self.setup.group, parsed.meta.event_type).inc()
-                ready.append((index, parsed))
-        fresh: list[tuple[int, Parsed]] = []
-        if ready:
-            by_scope: dict[str, list[str]] = {}
-            for _, parsed in ready:
-                by_scope.setdefault(_scope(parsed.meta), []).append(parsed.meta.event_id)
-            seen = {(scope, event_id) for scope, ids in by_scope.items()
-                    for event_id in self.store.seen(self.connection, ids, scope)}
-            claimed: set[tuple[str, str]] = set()
-            for index, parsed in ready:
-                key = (_scope(parsed.meta), parsed.meta.event_id)
-                if key in seen or key in claimed:
-                    outcomes[index] = Outcome.DUPLICATE
-                    self.metrics.duplicates.labels(self.setup.group,
-                                                   parsed.meta.event_type).inc()
-                else:
-                    claimed.add(key)
-                    fresh.append((index, parsed))
-        if fresh:
-            try:
-                self._run_batch([p for _, p in fresh])
-                for index, parsed in fresh:
-                    outcomes[index] = Outcome.PROCESSED
-                    self.metrics.processed.labels(self.setup.group,
-                                                  parsed.meta.event_type).inc()
-            except Exception as error:
-                if len(fresh) == 1:
-                    index, parsed = fresh[0]
-                    outcomes[index] = self.fail(parsed.message, parsed.meta, error)
-                else:
-                    log.warning("%s: batch of %d failed (%s); handling its events one by one",
-                                self.setup.group, len(fresh), error)
-                    for index, parsed in fresh:
-                        outcomes[index] = self._single_batch(parsed)
-        return [o if o is not None else Outcome.IGNORED for o in outcomes]
+    @staticmethod
+    def _count(counts: dict[Outcome, int], outcome: Outcome) -> None:
+        counts[outcome] = counts.get(outcome, 0) + 1
 
-    def _single_batch(self, parsed: Parsed) -> Outcome:
-        try:
-            self._run_batch([parsed])
-        except Exception as error:
-            return self.fail(parsed.message, parsed.meta, error)
-        self.metrics.processed.labels(self.setup.group, parsed.meta.event_type).inc()
-        return Outcome.PROCESSED
 
-    def _run_batch(self, batch: list[Parsed]) -> None:
-        began = time.perf_counter()
-        try:
-            with transaction(self.connection):
-                by_scope: dict[str, list[str]] = {}
-                for parsed in batch:
-                    by_scope.setdefault(_scope(parsed.meta), []).append(parsed.meta.event_id)
-                for scope, ids in by_scope.items():
-                    self.store.claim_many(self.connection, ids, scope)
-                self.setup.handler([p.event for p in batch], BatchContext(
-                    group=self.setup.group, db=self.connection, database=self.setup.database,
-                    items=[Delivered(p.event, p.meta) for p in batch], stage=self._stage))
-        finally:
-            elapsed = time.perf_counter() - began
-            for parsed in batch:
-                self.metrics.handler_seconds.labels(
-                    self.setup.group, parsed.meta.event_type).observe(elapsed / len(batch))
+class _HandlerFailed(Exception):
+    """Carries a handler's error out of the transaction (which rolls back)."""
+
+    def __init__(self, index: int, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.index = index
+        self.error = error
 
 
 def reprocess_id(headers: Mapping[str, str]) -> str | None:
@@ -289,7 +394,3 @@ def reprocess_id(headers: Mapping[str, str]) -> str | None:
         return None
     # Copies made before the mark carried the replay id said "1"; their replay-id names it.
     return mark if mark != "1" else headers.get(_REPLAY_ID_HEADER) or mark
-
-
-def _scope(meta: EventMeta) -> str:
-    return meta.reprocess_id or LIVE

@@ -1,11 +1,14 @@
 """The consumer-group runtime behind ``tidings run SERVICE``.
 
-One thread polls Kafka and owns the consumer; worker threads run handlers. Events
-are sharded to workers by key, so one key's events stay in order while other keys
-run in parallel. Offsets are committed only up to the lowest unfinished event of
-each partition, after the handler's effects (or the event's move to a retry tier or
-the DLQ) are durable. A retry-tier partition whose head event is not yet due is
-paused and rewound to it, never slept on, so every other partition keeps flowing.
+One thread polls Kafka and owns the consumer; worker threads run handlers. Events flow
+in batches: each fetch is split by key over the workers (so one key's events stay in
+order while other keys run in parallel), each worker handles its part as one batch
+(see :mod:`tidings.consumer.processing`), and reports back once per batch. Offsets
+are committed, asynchronously and then synchronously on revoke and shutdown, only up to
+where every event is finished (see :mod:`tidings.consumer.inflight`): after the
+handler's effects, or the event's move to a retry tier or the DLQ, are durable. A
+retry-tier partition whose head event is not yet due is paused and rewound to it, never
+slept on, so every other partition keeps flowing.
 """
 
 from __future__ import annotations
@@ -25,20 +28,18 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from tidings import headers as h
 from tidings.consumer.group import GroupSetup
 from tidings.consumer.idempotency import IdempotencyStore
+from tidings.consumer.inflight import TP, InFlight
 from tidings.consumer.metrics import ConsumerMetrics, HealthState, record_members, serve_metrics
-from tidings.consumer.offsets import OffsetTracker
 from tidings.consumer.preflight import check_cluster
 from tidings.consumer.processing import EventProcessor, Outcome
 from tidings.consumer.retry import not_before
 from tidings.consumer.start import pin_start_positions
-from tidings.db import redact_url, transaction
+from tidings.db import WalCheckpointer, redact_url, transaction
 from tidings.kafka_clients import admin_client, latest_offset, with_logger
 from tidings.producer.outbox import OutboxRelay, ensure_outbox_table
 from tidings.producer.reliable import ReliableProducer
 
 log = logging.getLogger("tidings.consumer")
-
-TP = tuple[str, int]
 
 #: On shutdown, once the timeout has run out: how long the events already in a handler
 #: still get to finish (a handler is never interrupted; the process just exits).
@@ -52,6 +53,7 @@ class RuntimeOptions:
     commit_interval: float = 1.0
     shutdown_timeout: float = 30.0
     metrics_port: int | None = None  # None: no HTTP endpoint; 0: any free port
+    #: Events asked of Kafka per fetch, and so the largest batch one fetch makes.
     fetch_batch: int = 500
     session_timeout_ms: int = 10_000
     instance_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
@@ -63,11 +65,12 @@ class RuntimeOptions:
     preflight: bool = True
 
 
-@dataclass
+@dataclass(slots=True)
 class _Done:
-    tp: TP
-    offsets: list[int]
-    outcomes: list[Outcome] | None
+    """A worker finished the batches of these units (or failed to route one)."""
+
+    units: list[int]
+    counts: dict[Outcome, int]
     error: BaseException | None = None
 
 
@@ -84,30 +87,37 @@ class ConsumerRuntime:
         self.kafka_config = dict(kafka_config)
         self.producer = ReliableProducer(kafka_config)
         self._stopping = threading.Event()
-        # Set when shutdown runs out of time: workers start no queued event any more.
+        # Set when shutdown runs out of time: workers start no queued batch any more.
         self._draining = False
-        self._active = 0  # events inside a handler right now
+        self._active = 0  # batches inside a handler right now
         self._active_lock = threading.Lock()
         self._fatal: BaseException | None = None
         self._done: queue.Queue[_Done] = queue.Queue()
-        self._trackers: dict[TP, OffsetTracker] = {}
+        self._ledger = InFlight()
         self._committed: dict[TP, int] = {}
         self._committed_view: dict[TP, int] = {}
         self._held: dict[TP, int] = {}  # retry partitions paused until this epoch ms
-        self._started_at: dict[TP, dict[int, float]] = {}
         self._backpressure = False
         self._full_since: float | None = None
+        # Batch handlers: events gathered until ``batch.max_events`` or ``max_wait``.
         self._batch: list[Message] = []
+        self._batch_ends: dict[TP, int] = {}
         self._batch_since = 0.0
         concurrency = 1 if setup.is_batch else (self.options.concurrency or setup.spec.concurrency)
         self._queues: list[queue.Queue[Any]] = [queue.Queue() for _ in range(concurrency)]
         self._workers: list[threading.Thread] = []
+        # A worker takes what queued up behind its batch along with it, up to this many
+        # events: fewer, larger transactions when the handler is the bottleneck.
+        self._merge_limit = 0 if setup.is_batch else 2 * self.options.fetch_batch
+        self._retry_topics = frozenset(t for t in setup.source_topic if setup.is_retry_topic(t))
         self._relay: OutboxRelay | None = None
+        self._checkpointer: WalCheckpointer | None = None
         self.metrics_server: Any = None
         self.counts: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
         #: The partitions this member holds now (replaced, never mutated: safe to read).
         self.assigned: frozenset[TP] = frozenset()
-        self.health.oldest_in_flight = self._oldest_in_flight
+        self.health.oldest_in_flight = self._ledger.oldest_opened
+        self._in_flight_gauge = self.metrics.in_flight.labels(self.group)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -127,6 +137,9 @@ class ConsumerRuntime:
         if self.setup.preparer is not None:
             self._relay = OutboxRelay(self.setup.database, ReliableProducer(self.kafka_config))
             self._relay.start()
+        if self.setup.database.dialect == "sqlite":
+            self._checkpointer = WalCheckpointer(self.setup.database)
+            self._checkpointer.start()
         for index, work in enumerate(self._queues):
             worker = threading.Thread(target=self._work, args=(work,),
                                       name=f"tidings-{self.group}-worker-{index}", daemon=True)
@@ -140,6 +153,7 @@ class ConsumerRuntime:
             "auto.offset.reset": "earliest",
             "session.timeout.ms": self.options.session_timeout_ms,
             "heartbeat.interval.ms": max(500, self.options.session_timeout_ms // 10),
+            "on_commit": self._on_commit,
         }
         if self.options.static_name:
             config["group.instance.id"] = f"{self.group}-{self.options.static_name}"
@@ -154,9 +168,11 @@ class ConsumerRuntime:
             if self.metrics_port is not None else "off"
         member = f"static member {config['group.instance.id']}" \
             if self.options.static_name else "dynamic member"
-        log.info("%s: consuming %s from %s; database %s; metrics %s; %s", self.group,
-                 ", ".join(self.setup.topics), self.kafka_config.get("bootstrap.servers"),
-                 redact_url(self.setup.database.url), metrics, member)
+        log.info("%s: consuming %s from %s; database %s; metrics %s; %s; transaction per %s",
+                 self.group, ", ".join(self.setup.topics),
+                 self.kafka_config.get("bootstrap.servers"),
+                 redact_url(self.setup.database.url), metrics, member,
+                 "batch" if self.setup.is_batch else self.setup.spec.transaction)
         try:
             self._loop(consumer)
         finally:
@@ -201,12 +217,7 @@ class ConsumerRuntime:
                 # (a pause would drop it), and its own queue limit bounds the memory.
                 self._drain_done(block=0.05)
             else:
-                for message in self._fetch(consumer):
-                    error = message.error()
-                    if error is not None:
-                        self._on_consume_error(error)
-                        continue
-                    self._accept(consumer, message)
+                self._dispatch(consumer, self._fetch(consumer))
             self._flush_batch(force=False)
             self._drain_done()
             self._apply_backpressure(consumer)
@@ -215,27 +226,59 @@ class ConsumerRuntime:
                 self._commit(consumer)
                 last_commit = now
 
-    def _accept(self, consumer: Consumer, message: Message) -> None:
-        tp = (str(message.topic()), message.partition() or 0)
-        offset = message.offset() or 0
-        if tp in self._held:
-            return  # fetched before the pause took effect; it is refetched on resume
-        if self.setup.is_retry_topic(tp[0]):
-            due = not_before(h.header_dict(message.headers()))
-            if due is not None and due > time.time() * 1000:
-                self._hold(consumer, tp, offset, due)
-                return
-        self._trackers.setdefault(tp, OffsetTracker()).started(offset)
-        self._started_at.setdefault(tp, {})[offset] = time.monotonic()
-        if self.setup.is_batch:
-            if not self._batch:
-                self._batch_since = time.monotonic()
-            self._batch.append(message)
-            self._flush_batch(force=False)
+    def _dispatch(self, consumer: Consumer, messages: list[Message]) -> None:
+        """Hand one fetch to the workers as one unit (batch handlers: gather it)."""
+        if not messages:
             return
-        key = message.key()
-        shard = (zlib.crc32(key) if key is not None else tp[1]) % len(self._queues)
-        self._queues[shard].put(message)
+        held, retry_topics = self._held, self._retry_topics
+        gather = self.setup.is_batch
+        shards = len(self._queues)
+        parts: list[list[Message]] = [[] for _ in range(shards)]
+        ends: dict[TP, int] = self._batch_ends if gather else {}
+        accepted = 0
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                self._on_consume_error(error)
+                continue
+            topic = message.topic() or ""
+            partition = message.partition() or 0
+            tp = (topic, partition)
+            if tp in held:
+                continue  # fetched before the pause took effect; refetched on resume
+            offset = message.offset() or 0
+            if topic in retry_topics:
+                due = not_before(h.HeaderView(message.headers()))
+                if due is not None and due > time.time() * 1000:
+                    self._hold(consumer, tp, offset, due)
+                    continue
+            ends[tp] = offset + 1
+            accepted += 1
+            if gather:
+                if not self._batch:
+                    self._batch_since = time.monotonic()
+                self._batch.append(message)
+                if len(self._batch) >= self._max_batch():
+                    self._flush_batch(force=True)
+                    ends = self._batch_ends
+                continue
+            if shards == 1:
+                parts[0].append(message)
+            else:
+                key = message.key()
+                parts[(zlib.crc32(key) if key is not None else partition) % shards].append(
+                    message)
+        if gather or not accepted:
+            return
+        busy = [(shard, part) for shard, part in enumerate(parts) if part]
+        unit = self._ledger.open(ends, accepted, len(busy), time.monotonic())
+        for shard, part in busy:
+            self._queues[shard].put((unit, part))
+
+    def _max_batch(self) -> int:
+        spec = self.setup.spec.batch
+        assert spec is not None
+        return spec.max_events
 
     def _flush_batch(self, *, force: bool) -> None:
         if not self._batch:
@@ -246,7 +289,9 @@ class ConsumerRuntime:
         waited = time.monotonic() - self._batch_since >= spec.max_wait.seconds
         if force or full or waited:
             batch, self._batch = self._batch, []
-            self._queues[0].put(batch)
+            ends, self._batch_ends = self._batch_ends, {}
+            unit = self._ledger.open(ends, len(batch), 1, time.monotonic())
+            self._queues[0].put((unit, batch))
 
     def _hold(self, consumer: Consumer, tp: TP, offset: int, due_ms: int) -> None:
         # Pause and rewind to the head event: the partition costs nothing while it waits
@@ -282,62 +327,61 @@ class ConsumerRuntime:
                 item = work.get()
                 if item is None:
                     return
+                units, messages = [item[0]], item[1]
+                last = False
+                while len(messages) < self._merge_limit:
+                    try:
+                        queued = work.get_nowait()
+                    except queue.Empty:
+                        break
+                    if queued is None:
+                        last = True
+                        break
+                    units.append(queued[0])
+                    messages = [*messages, *queued[1]]
                 with self._active_lock:
                     if self._draining:
+                        if last:
+                            return
                         continue  # not started: uncommitted, so it is redelivered
                     self._active += 1
-                messages: list[Message] = item if isinstance(item, list) else [item]
                 try:
-                    if isinstance(item, list):
-                        outcomes = processor.process_batch(messages)
-                    else:
-                        outcomes = [processor.process(item)]
-                    error: BaseException | None = None
+                    done = _Done(units, processor.handle(messages))
                 except BaseException as exc:  # routing failed: stop without committing
-                    outcomes, error = None, exc
-                by_tp: dict[TP, list[int]] = {}
-                for message in messages:
-                    by_tp.setdefault((str(message.topic()), message.partition() or 0),
-                                     []).append(message.offset() or 0)
-                for tp, offsets in by_tp.items():
-                    self._done.put(_Done(tp, offsets, outcomes, error))
+                    done = _Done(units, {}, exc)
+                self._done.put(done)
                 with self._active_lock:
                     self._active -= 1
+                if last:
+                    return
         finally:
             processor.close()
 
     def _drain_done(self, block: float = 0.0) -> int:
+        """Apply every finished report there is (waiting up to ``block`` for the first)."""
+        try:
+            done = self._done.get(timeout=block) if block else self._done.get_nowait()
+        except queue.Empty:
+            return 0
         drained = 0
-        deadline = time.monotonic() + block
         while True:
-            try:
-                timeout = max(0.0, deadline - time.monotonic())
-                done = self._done.get(timeout=timeout) if block else self._done.get_nowait()
-            except queue.Empty:
-                return drained
             drained += 1
             if done.error is not None:
                 log.error("%s: could not route a failed event: %s", self.group, done.error)
                 self._fatal = self._fatal or done.error
                 self._stopping.set()
-                continue
-            tracker = self._trackers.get(done.tp)
-            started = self._started_at.get(done.tp, {})
-            for offset in done.offsets:
-                if tracker is not None:
-                    tracker.finished(offset)
-                started.pop(offset, None)
-            for outcome in done.outcomes or ():
-                self.counts[outcome] += 1
-            if block:
+            else:
+                for unit in done.units:
+                    self._ledger.finished(unit)
+                for outcome, n in done.counts.items():
+                    self.counts[outcome] += n
+            try:
+                done = self._done.get_nowait()
+            except queue.Empty:
                 return drained
 
     def _in_flight(self) -> int:
-        return sum(t.in_flight for t in self._trackers.values())
-
-    def _oldest_in_flight(self) -> float | None:
-        starts = [min(s.values()) for s in self._started_at.values() if s]
-        return min(starts) if starts else None
+        return self._ledger.events + len(self._batch)
 
     def _fetch(self, consumer: Consumer) -> list[Message]:
         """What is there now, or the first event to arrive within 100 ms.
@@ -357,7 +401,7 @@ class ConsumerRuntime:
 
     def _apply_backpressure(self, consumer: Consumer) -> None:
         in_flight = self._in_flight()
-        self.metrics.in_flight.labels(self.group).set(in_flight)
+        self._in_flight_gauge.set(in_flight)
         limit = self.options.max_in_flight
         now = time.monotonic()
         if in_flight < limit:
@@ -378,24 +422,38 @@ class ConsumerRuntime:
 
     # -- offsets -------------------------------------------------------------------
 
-    def _commit(self, consumer: Consumer, only: set[TP] | None = None) -> None:
-        offsets = []
-        for tp, tracker in self._trackers.items():
-            if only is not None and tp not in only:
-                continue
-            position = tracker.committable
-            if position is not None and self._committed.get(tp) != position:
-                offsets.append(TopicPartition(tp[0], tp[1], position))
+    def _commit(self, consumer: Consumer, only: set[TP] | None = None, *,
+                wait: bool = False) -> None:
+        """Commit what is safe; in the background unless ``wait`` (revoke, shutdown)."""
+        offsets = [TopicPartition(tp[0], tp[1], position)
+                   for tp, position in self._ledger.committable().items()
+                   if (only is None or tp in only) and self._committed.get(tp) != position]
         if not offsets:
             return
         try:
-            consumer.commit(offsets=offsets, asynchronous=False)
+            if wait:
+                consumer.commit(offsets=offsets, asynchronous=False)
+            else:
+                consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:
             log.warning("%s: commit failed (%s); it is retried", self.group, exc.args[0])
             return
         for partition in offsets:
             self._committed[(partition.topic, partition.partition)] = partition.offset
         self._committed_view = dict(self._committed)  # a snapshot the lag thread may read
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """A background commit's result (served inside poll): failed ones are retried."""
+        failed = [p for p in partitions if error is not None or p.error is not None]
+        if not failed:
+            return
+        for partition in failed:
+            tp = (partition.topic, partition.partition)
+            if self._committed.get(tp) == partition.offset:
+                del self._committed[tp]
+        reason = error.str() if error is not None else failed[0].error
+        log.warning("%s: commit of %d partition(s) failed (%s); it is retried", self.group,
+                    len(failed), reason)
 
     def _lag_loop(self) -> None:
         """Lag per partition, off the poll thread: one ListOffsets request for all of them
@@ -434,9 +492,8 @@ class ConsumerRuntime:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {(p.topic, p.partition) for p in partitions}
         self._flush_batch(force=True)
-        self._wait_for(lambda: all(self._trackers.get(tp, OffsetTracker()).in_flight == 0
-                                   for tp in revoked))
-        self._commit(consumer, only=revoked)
+        self._wait_for(lambda: not self._ledger.touches(revoked))
+        self._commit(consumer, only=revoked, wait=True)
         self._forget(revoked)
         log.info("%s: revoked %d partition(s), offsets committed", self.group, len(partitions))
 
@@ -446,11 +503,10 @@ class ConsumerRuntime:
     def _forget(self, partitions: set[TP]) -> None:
         self.assigned = self.assigned - partitions
         self._committed_view = {}  # replaced, never mutated: the lag thread copies it
+        self._ledger.forget(partitions)
         for tp in partitions:
-            self._trackers.pop(tp, None)
             self._committed.pop(tp, None)
             self._held.pop(tp, None)
-            self._started_at.pop(tp, None)
 
     def _wait_for(self, condition: Callable[[], bool], timeout: float | None = None) -> bool:
         timeout = self.options.shutdown_timeout if timeout is None else timeout
@@ -469,7 +525,7 @@ class ConsumerRuntime:
             if assignment:
                 consumer.pause(assignment)
             self._flush_batch(force=True)
-            if not self._wait_for(lambda: self._in_flight() == 0 or self._fatal is not None):
+            if not self._wait_for(lambda: self._ledger.events == 0 or self._fatal is not None):
                 # Out of time (up to max_in_flight events may be queued): start no more,
                 # and let the ones in a handler finish, so that nothing runs after the
                 # commit below (it would be redone by the partition's next owner).
@@ -478,9 +534,10 @@ class ConsumerRuntime:
                 self._wait_for(lambda: self._active == 0, timeout=_HANDLER_GRACE)
             self._drain_done()
             if self._fatal is None:
-                self._commit(consumer)
+                self._commit(consumer, wait=True)
             # Anything left was never started; close() must not wait for it on revoke.
-            self._forget(set(self._trackers))
+            self._ledger.clear()
+            self._forget(set(self.assigned))
         finally:
             consumer.close()  # leaves the group, so the partitions move on at once
             for work in self._queues:
@@ -489,6 +546,8 @@ class ConsumerRuntime:
                 worker.join(timeout=5)
             if self._relay is not None:
                 self._relay.stop()
+            if self._checkpointer is not None:
+                self._checkpointer.stop()
             self.producer.close()
             if self.metrics_server is not None:
                 self.metrics_server.shutdown()

@@ -11,6 +11,7 @@ from tidings.codec import compat
 from tidings.codec.catalogue import load_raw, load_version, version_of
 from tidings.codec.events import Event, model_problems
 from tidings.imports import on_sys_path, resolve_reference
+from tidings.settings import is_reference, reference_problem
 from tidings.topology import kafka_configs
 from tidings.topology.deploy_checks import check_deploy
 from tidings.topology.model import EVENT_NAME, SERVICE_NAME, TOPIC_NAME
@@ -28,6 +29,7 @@ def check_topology(
     broken: Mapping[str, set[str]],
     check_imports: bool,
     broker_count: int | None,
+    check_compatibility: bool = True,
 ) -> list[Problem]:
     """Every cross-reference problem; ``broken`` names entries that already failed to parse,
     so that referring to them is not reported a second time."""
@@ -50,7 +52,8 @@ def check_topology(
     if broker_count is not None:
         check_replication(topology, broker_count, report)
     sound = _events_with_sound_schema(topology)
-    _check_schema_versions(topology, sound, report)
+    if check_compatibility:
+        _check_schema_versions(topology, sound, report)
     if check_imports:
         _check_models(topology, sound, report)
     return problems
@@ -83,6 +86,8 @@ def _config_sources(topology: Topology) -> Iterator[tuple[Path_, Mapping[str, ob
     yield ("defaults", "config"), topology.defaults.config
     for topic, spec in topology.topics.items():
         yield ("topics", topic, "config"), spec.config
+    for group, consumer in topology.consumers.items():
+        yield ("consumers", group, "dlq_config"), consumer.dlq_config
 
 
 def _check_configs(topology: Topology, report: Report) -> None:
@@ -97,6 +102,9 @@ def _check_configs(topology: Topology, report: Report) -> None:
                 kafka_configs.normalize(key, value)
             except ValueError as exc:
                 report(path, str(exc))
+            if base[0] == "consumers" and key in kafka_configs.COMPACTION_ONLY:
+                report(path, f"{key} cannot be set on a dead-letter topic: two failures of "
+                       "one key are two letters, and compaction would drop the older one")
     for topic, spec in topology.topics.items():
         replication = spec.replication_factor or topology.defaults.replication_factor
         merged = {**topology.defaults.config, **spec.config}
@@ -107,12 +115,14 @@ def _check_configs(topology: Topology, report: Report) -> None:
             min_isr = int(kafka_configs.normalize("min.insync.replicas", raw))
         except ValueError:
             continue
+        where = topology.config_source(topic, "min.insync.replicas") or ("topics", topic)
         if min_isr > replication:
-            where: Path_ = ("topics", topic, "config", "min.insync.replicas")
-            if "min.insync.replicas" not in spec.config:
-                where = ("topics", topic)
             report(where, f"topic {topic!r}: min.insync.replicas={min_isr} is more than its "
                    f"replication factor {replication}; no write with acks=all could succeed")
+        elif min_isr == replication > 1:
+            report(where, f"topic {topic!r}: min.insync.replicas={min_isr} equals its "
+                   f"replication factor; with one broker down no write with acks=all "
+                   f"succeeds (use at most {replication - 1})")
 
 
 def _check_cluster(topology: Topology, report: Report) -> None:
@@ -122,12 +132,29 @@ def _check_cluster(topology: Topology, report: Report) -> None:
             report(("cluster", "principals", service),
                    f"cluster.principals names {service!r}, which is neither a producer nor a "
                    f"consumer{_did_you_mean(service, services)}")
-    for key in topology.cluster.properties:
-        if any(marker in key.lower() for marker in SECRET_MARKERS):
+    cluster = topology.cluster
+    settings: list[tuple[Path_, object]] = [
+        (("cluster", "bootstrap_servers"), cluster.bootstrap_servers),
+        (("cluster", "schema_registry_url"), cluster.schema_registry_url),
+        *((("cluster", "properties", key), value) for key, value in cluster.properties.items()),
+    ]
+    for path, value in settings:
+        problem = reference_problem(value)
+        if problem:
+            report(path, f"{'.'.join(str(p) for p in path)}: {problem}")
+    for key, value in cluster.properties.items():
+        if key == "partitioner":
+            report(("cluster", "properties", key),
+                   "set the partitioner as cluster.partitioner, not under properties, so "
+                   "`topology plan` can warn when it changes")
+            continue
+        # A reference to the environment holds no secret, so it is fine for a secret.
+        if any(marker in key.lower() for marker in SECRET_MARKERS) and not is_reference(value):
             env = "TIDINGS_KAFKA_" + key.upper().replace(".", "_")
             report(("cluster", "properties", key),
                    f"{key} looks like a secret; secrets come from the environment "
-                   f"(set {env}), never from topology.yaml")
+                   f"(set {env}), never from topology.yaml; or refer to a variable "
+                   f"there: {key}: ${{NAME}}")
 
 
 def _check_events(

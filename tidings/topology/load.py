@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from tidings.errors import ConfigError
-from tidings.topology import checks
+from tidings.settings import Settings
+from tidings.topology import checks, environments
 from tidings.topology.model import (
     SECTION_ENTRY_MODELS,
     SINGLE_SECTION_MODELS,
@@ -49,20 +51,119 @@ def display_name(path: Path) -> str:
     return rel if not rel.startswith("..") else str(path)
 
 
+def chosen_environment(env: str | None = None) -> str:
+    """``env`` when given, else ``TIDINGS_ENV``, else ``local``."""
+    return env or Settings().env or environments.LOCAL
+
+
 def load_topology(
     path: Path | str,
     *,
     check_imports: bool = True,
     broker_count: int | None = None,
+    env: str | None = None,
+    check_compatibility: bool = True,
 ) -> Topology:
-    """Read and validate a topology file.
+    """Read and validate a topology file, resolved for one environment.
 
-    ``check_imports`` imports each consumer's handler (with the file's directory on
-    ``sys.path``); ``broker_count``, when known, bounds replication factors.
-    Raises :class:`TopologyInvalid` listing every problem found.
+    ``env`` names an entry of ``environments:`` (default: ``TIDINGS_ENV``, else
+    ``local``); its overrides are merged in before validation. ``check_imports``
+    imports each consumer's handler (with the file's directory on ``sys.path``);
+    ``broker_count``, when known, bounds replication factors (else the
+    environment's ``cluster.brokers`` does). Raises :class:`TopologyInvalid` listing
+    every problem found. ``check_compatibility`` false leaves schema evolution to the
+    caller (``tidings schemas check --registry`` reports it next to the registry's verdict).
     """
     path = Path(path).resolve()
     filename = display_name(path)
+    doc = _read(path, filename)
+    resolution = _resolve(doc, chosen_environment(env), filename)
+    problems = list(resolution.problems)
+    resolved = resolution.document()
+    parsed = _parse_sections(resolved, problems)
+    topology = Topology(
+        path=path,
+        name=str(resolved.data.get("name") or DEFAULT_NAME),
+        cluster=parsed.get("cluster") or ClusterSpec(),
+        defaults=parsed.get("defaults") or DefaultsSpec(),
+        topics=parsed.get("topics", {}),
+        events=parsed.get("events", {}),
+        producers=parsed.get("producers", {}),
+        consumers=parsed.get("consumers", {}),
+        lines=resolved.lines,
+        env=resolution.env,
+        environments=resolution.declared,
+        deploy=parsed.get("deploy"),
+    )
+    broken = {section: parsed.get(f"{section}!broken", set()) for section in SECTION_ENTRY_MODELS}
+    brokers = broker_count if broker_count is not None else topology.cluster.brokers
+    problems.extend(
+        checks.check_topology(
+            topology, broken=broken, check_imports=check_imports, broker_count=brokers,
+            check_compatibility=check_compatibility,
+        )
+    )
+    if problems:
+        raise TopologyInvalid(filename, label_problems(problems, doc, resolution.env))
+    return topology
+
+
+def resolve_file(path: Path | str, env: str | None = None) -> environments.Resolution:
+    """The file's plain data as environment ``env`` sees it, with lines (not validated)."""
+    path = Path(path).resolve()
+    filename = display_name(path)
+    return _resolve(_read(path, filename), chosen_environment(env), filename)
+
+
+def load_environments(
+    path: Path | str, *, check_imports: bool = True, envs: Sequence[str] | None = None
+) -> list[Topology]:
+    """Validate the file in every environment it declares (or in ``envs``).
+
+    Raises one :class:`TopologyInvalid` with every problem of every environment; a
+    problem that only one environment has is labelled with its name.
+    """
+    path = Path(path).resolve()
+    filename = display_name(path)
+    if envs is None:
+        envs = environments.declared_environments(_read(path, filename).data)
+    topologies: list[Topology] = []
+    problems: list[Problem] = []
+    seen: set[tuple[int | None, str]] = set()
+    for index, env in enumerate(envs):
+        try:
+            # Handlers and models are the same in every environment: import them once.
+            topologies.append(load_topology(path, env=env,
+                                            check_imports=check_imports and index == 0))
+        except TopologyInvalid as exc:
+            for problem in exc.problems:
+                message = _unlabelled(problem.message)
+                if (problem.line, message) in seen:
+                    continue
+                seen.add((problem.line, message))
+                labelled = index > 0 and not problem.message.startswith("[")
+                problems.append(dataclasses.replace(problem, message=f"[{env}] {message}")
+                                if labelled else problem)
+    if problems:
+        raise TopologyInvalid(filename, problems)
+    return topologies
+
+
+def label_problems(problems: Iterable[Problem], doc: SourceDocument, env: str) -> list[Problem]:
+    """Problems at a line of environment ``env``'s overrides, labelled ``[env]``."""
+    block = environments.block_lines(doc, env)
+    return [dataclasses.replace(p, message=f"[{env}] {p.message}")
+            if p.line in block and not p.message.startswith(f"[{env}] ") else p
+            for p in problems]
+
+
+def _unlabelled(message: str) -> str:
+    if message.startswith("[") and "] " in message:
+        return message.split("] ", 1)[1]
+    return message
+
+
+def _read(path: Path, filename: str) -> SourceDocument:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -77,29 +178,17 @@ def load_topology(
         raise TopologyInvalid(filename, problems)
     if not isinstance(doc.data, dict):
         raise TopologyInvalid(filename, [Problem(1, "the top level must be a mapping of sections")])
+    return doc
 
-    parsed = _parse_sections(doc, problems)
-    topology = Topology(
-        path=path,
-        name=str(doc.data.get("name") or DEFAULT_NAME),
-        cluster=parsed.get("cluster") or ClusterSpec(),
-        defaults=parsed.get("defaults") or DefaultsSpec(),
-        topics=parsed.get("topics", {}),
-        events=parsed.get("events", {}),
-        producers=parsed.get("producers", {}),
-        consumers=parsed.get("consumers", {}),
-        lines=doc.lines,
-        deploy=parsed.get("deploy"),
-    )
-    broken = {section: parsed.get(f"{section}!broken", set()) for section in SECTION_ENTRY_MODELS}
-    problems.extend(
-        checks.check_topology(
-            topology, broken=broken, check_imports=check_imports, broker_count=broker_count
-        )
-    )
-    if problems:
-        raise TopologyInvalid(filename, problems)
-    return topology
+
+def _resolve(doc: SourceDocument, env: str, filename: str) -> environments.Resolution:
+    try:
+        resolution = environments.resolve(doc, env)
+    except environments.EnvironmentNotDeclared as exc:
+        raise TopologyInvalid(filename, [exc.problem]) from None
+    # Problems YAML parsing found (duplicate keys, odd keys) stay with the file.
+    resolution.problems[:0] = doc.problems
+    return resolution
 
 
 def _parse_sections(doc: SourceDocument, problems: list[Problem]) -> dict[str, Any]:

@@ -10,7 +10,14 @@ import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from tidings.durations import Duration, parse_duration
 from tidings.topology.deploy_model import DeploySpec
@@ -25,6 +32,11 @@ PRINCIPAL = re.compile(r"^[A-Za-z][A-Za-z0-9]*:\S.*$")  # "User:inventory", "Use
 DurationField = Annotated[Duration, BeforeValidator(parse_duration)]
 ConfigValue = str | int | float | bool | list[str]
 Compatibility = Literal["BACKWARD", "FORWARD", "FULL", "NONE"]
+#: librdkafka's partitioners. ``murmur2_random`` places keyed events where Java's
+#: DefaultPartitioner does; librdkafka's own default, ``consistent_random``, hashes CRC32.
+Partitioner = Literal["murmur2_random", "murmur2", "consistent_random", "consistent",
+                      "fnv1a_random", "fnv1a", "random"]
+DEFAULT_PARTITIONER: Partitioner = "murmur2_random"
 
 
 class _Strict(BaseModel):
@@ -36,6 +48,11 @@ class ClusterSpec(_Strict):
 
     bootstrap_servers: str | None = None
     schema_registry_url: str | None = None
+    #: Register a writer schema on its first publish (like Confluent's
+    #: ``auto.register.schemas``); otherwise ``tidings schemas register`` must have.
+    auto_register_schemas: bool = False
+    #: Which partition a keyed event goes to; changing it moves keys on topics with data.
+    partitioner: Partitioner = DEFAULT_PARTITIONER
     properties: dict[str, str | int | bool] = Field(default_factory=dict)
     #: service -> the Kafka principal it connects as (default ``User:<service>``).
     principals: dict[str, str] = Field(default_factory=dict)
@@ -57,6 +74,15 @@ class ClusterSpec(_Strict):
         if value is not None and not PRINCIPAL.match(value):
             raise ValueError(f"operator principal {value!r} must look like 'User:name'")
         return value
+    #: How many brokers the cluster has, where known: validation then bounds replication
+    #: factors without a connection (an environment's cluster, typically).
+    brokers: int | None = Field(None, ge=1)
+
+    @property
+    def client_properties(self) -> dict[str, str | int | bool]:
+        """``properties`` plus the partitioner: what every Kafka client of the topology
+        starts from (consumers and admin clients ignore the partitioner)."""
+        return {**self.properties, "partitioner": self.partitioner}
 
 
 class DefaultsSpec(_Strict):
@@ -116,12 +142,27 @@ class ConsumerSpec(_Strict):
     handler: str
     retry: list[DurationField] = Field(default_factory=list)
     dlq: bool = True
+    #: Topic configs for this group's dead-letter topics, over what they copy from the
+    #: source topic (a DLQ usually keeps its events longer than the source does).
+    dlq_config: dict[str, ConfigValue] = Field(default_factory=dict)
     concurrency: int = Field(1, ge=1, le=1000)
     batch: BatchSpec | None = None
+    #: ``batch``: one transaction per batch, for handlers whose effects live in ``ctx.db``
+    #: (fast); ``event``: one per event, for handlers with effects outside the database
+    #: (mail, webhooks, HTTP calls), so a crash redoes at most one. See the README.
+    transaction: Literal["batch", "event"] = "batch"
     #: Where a group with no committed offsets starts on its main topics: ``earliest``
     #: (every event the topic still holds), ``latest`` (only events published from now
     #: on) or an ISO 8601 time. Retry and replay topics always start at their beginning.
     start_from: str = "earliest"
+
+    @model_validator(mode="after")
+    def _batch_handlers_take_whole_batches(self) -> ConsumerSpec:
+        if self.batch is not None and "transaction" in self.model_fields_set \
+                and self.transaction == "event":
+            raise ValueError("transaction: event does not go with batch: (a batch handler "
+                             "gets its whole batch in one transaction); drop one of them")
+        return self
 
     @field_validator("start_from", mode="before")
     @classmethod

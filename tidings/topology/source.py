@@ -10,23 +10,32 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 Path_ = tuple[str | int, ...]
 
 
+Severity = Literal["error", "warning"]
+
+
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a file, at a line (1-based) when known."""
+    """One thing wrong with a file, at a line (1-based) when known.
+
+    Warnings (the production lint) are printed and pass, unless ``--strict`` turns
+    them into errors.
+    """
 
     line: int | None
     message: str
+    severity: Severity = "error"
 
     def render(self, filename: str) -> str:
         where = f"{filename}:{self.line}" if self.line else filename
-        return f"{where}: {self.message}"
+        kind = "warning: " if self.severity == "warning" else ""
+        return f"{where}: {kind}{self.message}"
 
 
 @dataclass

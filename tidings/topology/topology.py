@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tidings.codec.catalogue import DeclaredEvent
 from tidings.durations import Duration
@@ -19,6 +20,9 @@ from tidings.topology.model import (
     TopicSpec,
 )
 from tidings.topology.source import Path_, nearest_line
+
+if TYPE_CHECKING:
+    from tidings.codec import Codec, SchemaCatalogue
 
 
 def retry_topic_name(topic: str, group: str, delay: Duration) -> str:
@@ -67,6 +71,10 @@ class Topology:
     lines: Mapping[Path_, int] = field(default_factory=dict, repr=False)
     #: The optional ``deploy:`` section (``tidings deploy render``).
     deploy: DeploySpec | None = None
+    #: The environment this topology was resolved for (``local`` unless chosen).
+    env: str = "local"
+    #: Every environment the file declares, ``local`` first.
+    environments: tuple[str, ...] = ("local",)
 
     @property
     def root(self) -> Path:
@@ -85,6 +93,21 @@ class Topology:
         return [DeclaredEvent(name, self.root / spec.schema_path, spec.topic, spec.compatibility)
                 for name, spec in self.events.items()]
 
+    @property
+    def registry_url(self) -> str | None:
+        """The schema registry events go through: ``$TIDINGS_SCHEMA_REGISTRY_URL``, else
+        ``cluster.schema_registry_url``; None means single-object encoding."""
+        from tidings.settings import Settings
+
+        return Settings().schema_registry_url or self.cluster.schema_registry_url
+
+    def codec(self, catalogue: SchemaCatalogue | None = None) -> Codec:
+        """The wire format of this topology's events (registry or single-object)."""
+        from tidings.codec import codec_for
+
+        return codec_for(self.declared_events(), self.registry_url, catalogue,
+                         auto_register=self.cluster.auto_register_schemas)
+
     def topics_of_consumer(self, group: str) -> list[str]:
         """The main topics a group reads, in the order its subscriptions name them."""
         seen: dict[str, None] = {}
@@ -96,6 +119,37 @@ class Topology:
     def topic_config(self, topic: str) -> dict[str, str]:
         merged = {**self.defaults.config, **self.topics[topic].config}
         return {key: kafka_configs.normalize(key, value) for key, value in merged.items()}
+
+    def config_source(self, topic: str, key: str) -> Path_ | None:
+        """Where the value of topic config ``key`` of ``topic`` is declared, if anywhere."""
+        if key in self.topics[topic].config:
+            return ("topics", topic, "config", key)
+        if key in self.defaults.config:
+            return ("defaults", "config", key)
+        return None
+
+    def replication_source(self, topic: str) -> Path_:
+        """Where the replication factor of ``topic`` is declared (or defaulted)."""
+        if self.topics[topic].replication_factor:
+            return ("topics", topic, "replication_factor")
+        return ("defaults", "replication_factor")
+
+    def refusal_source(self, path: Path_) -> Path_:
+        """Where a refused layout change is declared: a topic's own ``partitions`` or
+        ``replication_factor`` when it sets one, else the default it inherits."""
+        if (len(path) == 3 and path[0] == "topics" and path[1] in self.topics
+                and path[2] in ("partitions", "replication_factor")
+                and getattr(self.topics[str(path[1])], str(path[2])) is None):
+            return ("defaults", path[2])
+        return path
+
+    def dlq_config_of(self, group: str, topic: str) -> dict[str, str]:
+        """The configs of ``group``'s dead-letter topic for ``topic``."""
+        inherited = {key: value for key, value in self.topic_config(topic).items()
+                     if key not in kafka_configs.COMPACTION_ONLY}
+        own = {key: kafka_configs.normalize(key, value)
+               for key, value in self.consumers[group].dlq_config.items()}
+        return {**inherited, **own}
 
     def partitions_of(self, topic: str) -> int:
         return self.topics[topic].partitions or self.defaults.partitions
@@ -131,12 +185,13 @@ class Topology:
             if key not in kafka_configs.COMPACTION_ONLY
         }
 
-        def derived(name: str, origin: str, path: Path_) -> DesiredTopic:
+        def derived(name: str, origin: str, path: Path_,
+                    own: Mapping[str, str] | None = None) -> DesiredTopic:
             return DesiredTopic(
                 name=name,
                 partitions=self.partitions_of(topic),
                 replication_factor=self.replication_of(topic),
-                config=config,
+                config=own if own is not None else config,
                 origin=origin,
                 source_path=path,
                 parent=topic,
@@ -153,7 +208,7 @@ class Topology:
         if consumer.dlq:
             topics.append(
                 derived(dlq_topic_name(topic, group), f"dead letters of {group}",
-                        ("consumers", group, "dlq"))
+                        ("consumers", group, "dlq"), self.dlq_config_of(group, topic))
             )
         topics.append(
             derived(replay_topic_name(topic, group), f"replays for {group}",
