@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
@@ -35,6 +35,7 @@ from pydantic import ValidationError
 
 from tidings import headers as h
 from tidings.codec import DecodeError
+from tidings.codec.events import Event
 from tidings.consumer.context import (
     BatchContext,
     Delivered,
@@ -115,6 +116,10 @@ class EventProcessor:
         self._decode = setup.codec.decode
         self._readers = setup.readers
         self._models = setup.models
+        # How a decoded record becomes the handler's event, per event type: the model's
+        # pydantic validator itself unless the model overrides Event.from_avro.
+        self._to_event: dict[str, Callable[[Any], Any]] = {
+            event_type: _event_maker(model) for event_type, model in setup.models.items()}
         self._routing: list[tuple[Future[Delivery], EventMeta]] = []
 
     def close(self) -> None:
@@ -196,9 +201,8 @@ class EventProcessor:
         record = decoded.record
         if reader.version != decoded.writer_version:
             record = self._decode(payload, reader).record
-        model = self._models.get(event_type)
         try:
-            event = model.from_avro(record) if model is not None else record
+            event = self._to_event[event_type](record)
         except ValidationError as error:
             self.stats.add(CONSUMED, event_type)
             self._count(counts, self.fail(message, meta,
@@ -385,6 +389,24 @@ class _HandlerFailed(Exception):
         super().__init__(str(error))
         self.index = index
         self.error = error
+
+
+_EVENT_FROM_AVRO = Event.__dict__["from_avro"].__func__
+
+
+def _event_maker(model: Any) -> Callable[[Any], Any]:
+    """The function from a decoded record to the event a handler gets."""
+    if model is None:
+        return _as_record
+    if getattr(model.from_avro, "__func__", None) is _EVENT_FROM_AVRO:
+        # Event.from_avro is model_validate: go to its validator without the wrappers.
+        validate = model.__pydantic_validator__.validate_python
+        return validate  # type: ignore[no-any-return]
+    return model.from_avro  # type: ignore[no-any-return]
+
+
+def _as_record(record: Any) -> Any:
+    return record
 
 
 def reprocess_id(headers: Mapping[str, str]) -> str | None:
