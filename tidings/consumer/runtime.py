@@ -29,7 +29,7 @@ from tidings import headers as h
 from tidings.consumer.group import GroupSetup
 from tidings.consumer.idempotency import IdempotencyStore
 from tidings.consumer.inflight import TP, InFlight
-from tidings.consumer.metrics import ConsumerMetrics, HealthState, serve_metrics
+from tidings.consumer.metrics import ConsumerMetrics, HealthState, record_members, serve_metrics
 from tidings.consumer.preflight import check_cluster
 from tidings.consumer.processing import EventProcessor, Outcome
 from tidings.consumer.retry import not_before
@@ -470,6 +470,7 @@ class ConsumerRuntime:
         every few seconds (asking partition by partition stalled the loop for seconds)."""
         admin = admin_client(self.kafka_config)
         while not self._stopping.wait(5):
+            record_members(self.metrics, admin)  # tidings_group_members, for alerting
             committed = dict(self._committed_view)
             if not committed:
                 continue
