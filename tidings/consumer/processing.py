@@ -261,6 +261,9 @@ class EventProcessor:
         # Events that must run alone, the next one last: a failure inside a run ends the
         # run before it; the events before it run together again, then it alone.
         alone: list[int] = []
+        # After a transaction was cut for time, the next ones claim about twice what it
+        # got through, not all the rest again (whose claims a cut must give back).
+        window = len(items)
         while position < len(items):
             if stop is not None and stop():
                 return position
@@ -269,9 +272,11 @@ class EventProcessor:
                 self._alone(items[position])
                 position += 1
             else:
-                bound = alone[-1] if alone else len(items)
+                bound = min(alone[-1] if alone else len(items), position + window)
                 outcome = self._run(items, position, bound)
                 if isinstance(outcome, int):
+                    if outcome < bound:  # cut for time
+                        window = max(1, 2 * (outcome - position))
                     position = outcome
                 else:
                     failed_at, error = outcome
