@@ -50,8 +50,9 @@ from tidings.testing.outcomes import (
     GroupRun,
     OutcomeLog,
     RecordingProcessor,
-    Sent,
     recording_processor,
+    reported_topics,
+    sort_sent,
 )
 from tidings.topology import Topology, load_topology
 from tidings.topology.model import ProducerSpec
@@ -249,20 +250,10 @@ class TestBroker:
 
     def _marks(self, setup: GroupSetup) -> dict[tuple[str, int], int]:
         marks: dict[tuple[str, int], int] = {}
-        for topic in self._reported_topics(setup):
+        for topic in reported_topics(self.topology, setup):
             for partition in range(self.topics.partition_count(topic)):
                 marks[(topic, partition)] = self.topics.end(topic, partition)
         return marks
-
-    def _reported_topics(self, setup: GroupSetup) -> list[str]:
-        topics = [t for t in setup.topics if setup.is_retry_topic(t)]
-        topics += [f"{t}.{setup.group}.dlq" for t in self.topology.topics_of_consumer(setup.group)
-                   if setup.spec.dlq]
-        producer = self.topology.producers.get(setup.group)
-        if producer is not None:
-            topics += list(dict.fromkeys(self.topology.events[e].topic
-                                         for e in producer.publishes))
-        return list(dict.fromkeys(topics))
 
     def _report(self, state: _Group, marks: Mapping[tuple[str, int], int],
                 outcomes_before: int) -> GroupRun:
@@ -355,13 +346,3 @@ def prepare_database(setup: GroupSetup) -> None:
                 setup.setup_hook(connection, database)
     finally:
         connection.close()
-
-
-def sort_sent(run: GroupRun, setup: GroupSetup, sent: Sent) -> None:
-    """File a message the run sent under retries, dead letters or follow-ups."""
-    if sent.topic in setup.source_topic and setup.is_retry_topic(sent.topic):
-        run.retries.append(sent)
-    elif sent.topic.endswith(f".{setup.group}.dlq"):
-        run.dead_letters.append(sent)
-    elif sent.headers.get(h.PRODUCER) == setup.group and h.ATTEMPT not in sent.headers:
-        run.follow_ups.append(sent)

@@ -24,6 +24,7 @@ from confluent_kafka import Message
 from tidings import headers as h
 from tidings.codec import DecodeError, SchemaCatalogue, SchemaVersion, codec_for
 from tidings.consumer.context import EventMeta
+from tidings.consumer.group import GroupSetup
 from tidings.consumer.idempotency import LIVE, ClaimKey
 from tidings.consumer.processing import EventProcessor, Outcome, reprocess_id
 from tidings.consumer.retry import error_class
@@ -269,3 +270,25 @@ class EventReader:
         return Sent(topic=message.topic() or "", partition=message.partition() or 0,
                     offset=message.offset() or 0, key=message.key(), value=value,
                     headers=h.header_dict(message.headers()), event=self.decode(value))
+
+
+def reported_topics(topology: Topology, setup: GroupSetup) -> list[str]:
+    """The topics a run's report reads: the group's retry tiers and DLQs, and the topics
+    of the events it publishes."""
+    topics = [t for t in setup.topics if setup.is_retry_topic(t)]
+    if setup.spec.dlq:
+        topics += [f"{t}.{setup.group}.dlq" for t in topology.topics_of_consumer(setup.group)]
+    producer = topology.producers.get(setup.group)
+    if producer is not None:
+        topics += [topology.events[e].topic for e in producer.publishes]
+    return list(dict.fromkeys(topics))
+
+
+def sort_sent(run: GroupRun, setup: GroupSetup, sent: Sent) -> None:
+    """File a message the run sent under retries, dead letters or follow-ups."""
+    if sent.topic in setup.source_topic and setup.is_retry_topic(sent.topic):
+        run.retries.append(sent)
+    elif sent.topic.endswith(f".{setup.group}.dlq"):
+        run.dead_letters.append(sent)
+    elif sent.headers.get(h.PRODUCER) == setup.group and h.ATTEMPT not in sent.headers:
+        run.follow_ups.append(sent)
