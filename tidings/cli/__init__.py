@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         demo,
         dev,
         dlq_cmd,
+        docs_cmd,
         publish_cmd,
         replay_cmd,
         run_cmd,
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in (dev, topology_cmd, schemas_cmd, publish_cmd, run_cmd, replay_cmd, dlq_cmd,
-                   demo):
+                   docs_cmd, demo):
         module.register(sub)
     return parser
 
