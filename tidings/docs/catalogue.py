@@ -115,12 +115,13 @@ def build_catalogue(topology: Topology) -> Catalogue:
     """The catalogue of ``topology`` (its schema files are read; nothing is imported)."""
     schemas = SchemaCatalogue.from_events(topology.declared_events())
     catalogue = Catalogue(topology.name, topology.path.name)
-    for group, spec in topology.consumers.items():
-        batch = (f"{spec.batch.max_events} events / {spec.batch.max_wait.label}"
-                 if spec.batch else None)
+    for group, consumer in topology.consumers.items():
+        batch = (f"{consumer.batch.max_events} events / {consumer.batch.max_wait.label}"
+                 if consumer.batch else None)
         catalogue.consumers[group] = ConsumerDoc(
-            group, spec.handler, list(spec.subscribes), [d.label for d in spec.retry], spec.dlq,
-            batch, "batch" if spec.batch else spec.transaction, spec.concurrency)
+            group, consumer.handler, list(consumer.subscribes),
+            [d.label for d in consumer.retry], consumer.dlq, batch,
+            "batch" if consumer.batch else consumer.transaction, consumer.concurrency)
     catalogue.producers = {name: list(spec.publishes) for name, spec in topology.producers.items()}
     for name, spec in topology.events.items():
         versions = [_version(v, topology) for v in schemas.versions(name)]
@@ -133,15 +134,15 @@ def build_catalogue(topology: Topology) -> Catalogue:
             consumers=[c for c in catalogue.consumers.values() if name in c.subscribes])
     for desired in topology.desired_topics():
         source = desired.parent or desired.name
-        events_here = [e for e, spec in topology.events.items() if spec.topic == source]
-        kind, group, tier = _role(desired.name, source, topology)
-        if group is not None:
-            events_here = [e for e in events_here if e in topology.consumers[group].subscribes]
+        events_here = [e for e, declared in topology.events.items() if declared.topic == source]
+        kind, owner, tier = _role(desired.name, source, topology)
+        if owner is not None:
+            events_here = [e for e in events_here if e in topology.consumers[owner].subscribes]
         catalogue.channels[desired.name] = ChannelDoc(
             name=desired.name, kind=kind, partitions=desired.partitions,
             replication_factor=desired.replication_factor, config=dict(desired.config),
-            description=_describe(kind, source, group, tier), events=events_here,
-            source=source, group=group, tier=tier)
+            description=_describe(kind, source, owner, tier), events=events_here,
+            source=source, group=owner, tier=tier)
     return catalogue
 
 
