@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         dev,
         dlq_cmd,
         docs_cmd,
+        new_cmd,
         publish_cmd,
         replay_cmd,
         run_cmd,
@@ -37,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in (dev, topology_cmd, schemas_cmd, publish_cmd, run_cmd, replay_cmd, dlq_cmd,
-                   docs_cmd, demo):
+                   docs_cmd,
+        new_cmd, demo):
         module.register(sub)
     return parser
 
