@@ -27,8 +27,8 @@ def register(sub: Any) -> None:
     asyncapi.add_argument("--server", default=None, metavar="HOST:PORT",
                           help="list this Kafka bootstrap server under servers:")
     html = actions.add_parser("html", help="write a static, offline event catalogue")
-    html.add_argument("--out", type=Path, default=Path("docs/catalogue"), metavar="DIR",
-                      help="the directory to write index.html into (default docs/catalogue)")
+    html.add_argument("--out", type=Path, default=Path("build/catalogue"), metavar="DIR",
+                      help="the directory to write index.html into (default build/catalogue)")
     for action in (asyncapi, html):
         action.add_argument("-f", "--file", type=Path, default=None, help="the topology file")
         add_env_argument(action)
