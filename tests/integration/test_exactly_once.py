@@ -89,6 +89,7 @@ consumers:
     handler: consumers.email:handle
     retry: [2s]
     concurrency: 2
+    transaction: event
 """
 
 

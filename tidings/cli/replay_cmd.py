@@ -15,6 +15,7 @@ from tidings.replay import (
     ReplayRequest,
     execute_replay,
     execute_undo,
+    parse_partitions,
     plan_replay,
     plan_undo,
 )
@@ -40,6 +41,9 @@ def register(sub: Any) -> None:
                              "or a bounded range")
     parser.add_argument("--reprocess", action="store_true",
                         help="run the handler again even for events it already applied")
+    parser.add_argument("--partitions", default=None, metavar="LIST",
+                        help="copy only these partitions (e.g. 0-5 or 0,2,4): one share of a "
+                             "large backfill; run one copier per share, on any machines")
     parser.add_argument("--rate", type=float, default=None, metavar="EVENTS/S",
                         help="copy at most this many events per second on average")
     parser.add_argument("--execute", "--yes", "-y", dest="execute", action="store_true",
@@ -66,7 +70,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise TidingsError("replay needs --topic and --from (e.g. --topic orders --from -1h)")
     plan = plan_replay(topology, ReplayRequest(
         group=args.group, topic=args.topic, start=args.start, end=args.end,
-        mode=args.mode, reprocess=args.reprocess))
+        mode=args.mode, reprocess=args.reprocess,
+        partitions=parse_partitions(args.partitions) if args.partitions else None))
     print(plan.render(), flush=True)
     if plan.empty:
         return 0

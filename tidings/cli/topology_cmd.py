@@ -28,7 +28,7 @@ from tidings.topology.show import render_resolved
 from tidings.topology.source import Problem
 
 _MARK = {"create": "+", "add-partitions": "~", "set-config": "~", "unset-config": "~",
-         "delete": "-"}
+         "delete": "-", "set-partitioner": "~"}
 FORMATS = ("text", "markdown", "json")
 
 

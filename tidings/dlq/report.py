@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tidings.codec import DecodeError, codec_for
+from tidings.codec import DecodeError
 from tidings.dlq.letters import DeadLetter, dlq_topics, groups_with_dlq, read_letters
 from tidings.dlq.redrive import finished_redrives, sent_before
 from tidings.replay.cluster import Cluster
@@ -74,7 +74,7 @@ def show_letters(topology: Topology, group: str, *, limit: int = 20,
                  cluster: Cluster | None = None) -> tuple[list[ShownLetter], int]:
     """The oldest ``limit`` dead letters of the group, decoded; and how many there are."""
     cluster = cluster or Cluster(topology)
-    codec = codec_for(topology.declared_events(), topology.cluster.schema_registry_url)
+    codec = topology.codec()
     shown: list[ShownLetter] = []
     total = 0
     for _, dlq in dlq_topics(topology, group):

@@ -51,7 +51,7 @@ class Publisher:
         self.preparer = EventPreparer(topology, service, codec=codec)
         self.topology = topology
         self.service = service
-        config = kafka_client_config(settings, topology.cluster.properties,
+        config = kafka_client_config(settings, topology.cluster.client_properties,
                                      topology.cluster.bootstrap_servers,
                                      near=topology.root)
         config.update(producer_config or {})

@@ -62,7 +62,7 @@ class Cluster:
         settings = Settings()
         self.topology = topology
         self.config: dict[str, Any] = dict(config) if config is not None else \
-            kafka_client_config(settings, topology.cluster.properties,
+            kafka_client_config(settings, topology.cluster.client_properties,
                                 topology.cluster.bootstrap_servers,
                                 near=topology.root)
         self.bootstrap = str(self.config.get("bootstrap.servers", "?"))

@@ -3,7 +3,8 @@
 ``tidings.testing`` gives :class:`TestBroker` for unit tests of consumer groups
 (their production processing, Kafka replaced by memory), real brokers for
 integration tests (an existing cluster, a container, or the local launcher), a
-throwaway PostgreSQL, and the pytest plugin (:mod:`tidings.testing.plugin`).
+real schema registry (an existing one, or Apicurio from the launcher), a throwaway
+PostgreSQL, and the pytest plugin (:mod:`tidings.testing.plugin`).
 """
 
 from importlib import import_module
@@ -16,6 +17,7 @@ from tidings.testing.brokers import (
     local_cluster,
     local_kafka,
 )
+from tidings.testing.registry import local_registry, schema_registry_url
 
 if TYPE_CHECKING:
     from tidings.testing.broker import TestBroker
@@ -47,4 +49,6 @@ __all__ = [
     "kafka_bootstrap_servers",
     "local_cluster",
     "local_kafka",
+    "local_registry",
+    "schema_registry_url",
 ]

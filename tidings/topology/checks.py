@@ -28,6 +28,7 @@ def check_topology(
     broken: Mapping[str, set[str]],
     check_imports: bool,
     broker_count: int | None,
+    check_compatibility: bool = True,
 ) -> list[Problem]:
     """Every cross-reference problem; ``broken`` names entries that already failed to parse,
     so that referring to them is not reported a second time."""
@@ -49,7 +50,8 @@ def check_topology(
     if broker_count is not None:
         check_replication(topology, broker_count, report)
     sound = _events_with_sound_schema(topology)
-    _check_schema_versions(topology, sound, report)
+    if check_compatibility:
+        _check_schema_versions(topology, sound, report)
     if check_imports:
         _check_models(topology, sound, report)
     return problems
@@ -133,6 +135,11 @@ def _check_cluster(topology: Topology, report: Report) -> None:
         if problem:
             report(path, f"{'.'.join(str(p) for p in path)}: {problem}")
     for key, value in cluster.properties.items():
+        if key == "partitioner":
+            report(("cluster", "properties", key),
+                   "set the partitioner as cluster.partitioner, not under properties, so "
+                   "`topology plan` can warn when it changes")
+            continue
         # A reference to the environment holds no secret, so it is fine for a secret.
         if any(marker in key.lower() for marker in SECRET_MARKERS) and not is_reference(value):
             env = "TIDINGS_KAFKA_" + key.upper().replace(".", "_")

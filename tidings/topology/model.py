@@ -30,6 +30,11 @@ MODEL_REF = HANDLER_REF  # "package.module:ClassName", the same shape as a handl
 DurationField = Annotated[Duration, BeforeValidator(parse_duration)]
 ConfigValue = str | int | float | bool | list[str]
 Compatibility = Literal["BACKWARD", "FORWARD", "FULL", "NONE"]
+#: librdkafka's partitioners. ``murmur2_random`` places keyed events where Java's
+#: DefaultPartitioner does; librdkafka's own default, ``consistent_random``, hashes CRC32.
+Partitioner = Literal["murmur2_random", "murmur2", "consistent_random", "consistent",
+                      "fnv1a_random", "fnv1a", "random"]
+DEFAULT_PARTITIONER: Partitioner = "murmur2_random"
 
 
 class _Strict(BaseModel):
@@ -41,10 +46,21 @@ class ClusterSpec(_Strict):
 
     bootstrap_servers: str | None = None
     schema_registry_url: str | None = None
+    #: Register a writer schema on its first publish (like Confluent's
+    #: ``auto.register.schemas``); otherwise ``tidings schemas register`` must have.
+    auto_register_schemas: bool = False
+    #: Which partition a keyed event goes to; changing it moves keys on topics with data.
+    partitioner: Partitioner = DEFAULT_PARTITIONER
     properties: dict[str, str | int | bool] = Field(default_factory=dict)
     #: How many brokers the cluster has, where known: validation then bounds replication
     #: factors without a connection (an environment's cluster, typically).
     brokers: int | None = Field(None, ge=1)
+
+    @property
+    def client_properties(self) -> dict[str, str | int | bool]:
+        """``properties`` plus the partitioner: what every Kafka client of the topology
+        starts from (consumers and admin clients ignore the partitioner)."""
+        return {**self.properties, "partitioner": self.partitioner}
 
 
 class DefaultsSpec(_Strict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tidings.codec.catalogue import DeclaredEvent
 from tidings.durations import Duration
@@ -18,6 +19,9 @@ from tidings.topology.model import (
     TopicSpec,
 )
 from tidings.topology.source import Path_, nearest_line
+
+if TYPE_CHECKING:
+    from tidings.codec import Codec, SchemaCatalogue
 
 
 def retry_topic_name(topic: str, group: str, delay: Duration) -> str:
@@ -85,6 +89,21 @@ class Topology:
         """The events as the codec knows them: name, schema file, topic, compatibility."""
         return [DeclaredEvent(name, self.root / spec.schema_path, spec.topic, spec.compatibility)
                 for name, spec in self.events.items()]
+
+    @property
+    def registry_url(self) -> str | None:
+        """The schema registry events go through: ``$TIDINGS_SCHEMA_REGISTRY_URL``, else
+        ``cluster.schema_registry_url``; None means single-object encoding."""
+        from tidings.settings import Settings
+
+        return Settings().schema_registry_url or self.cluster.schema_registry_url
+
+    def codec(self, catalogue: SchemaCatalogue | None = None) -> Codec:
+        """The wire format of this topology's events (registry or single-object)."""
+        from tidings.codec import codec_for
+
+        return codec_for(self.declared_events(), self.registry_url, catalogue,
+                         auto_register=self.cluster.auto_register_schemas)
 
     def topics_of_consumer(self, group: str) -> list[str]:
         """The main topics a group reads, in the order its subscriptions name them."""
