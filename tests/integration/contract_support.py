@@ -156,13 +156,12 @@ def publications(contract: Contract) -> list[Publication]:
 
 
 #: Headers whose values depend on the clock or the delivery's coordinates.
-_VOLATILE = {"failed-at", "not-before", "occurred-at", "traceparent", "original-partition",
-             "original-offset"}
+_VOLATILE = {"failed-at", "not-before", "occurred-at", "traceparent", "original-offset"}
 
 
 def _letter(sent: Sent) -> tuple[Any, ...]:
     headers = tuple(sorted((k, v) for k, v in sent.headers.items() if k not in _VOLATILE))
-    return sent.topic, sent.key, sent.value, headers
+    return sent.topic, sent.partition, sent.key, sent.value, headers
 
 
 def _follow_up(sent: Sent) -> tuple[Any, ...]:
@@ -174,8 +173,9 @@ def observed(run: GroupRun, effects: list[tuple[Any, ...]]) -> dict[str, Any]:
     """What a run did, without what legitimately differs between two runs (times,
     partitions and offsets, the order across partitions)."""
     return {
-        "outcomes": sorted((o.event_id, o.attempt, o.topic, o.outcome.value, o.error_class or "",
-                            o.error_message or "") for o in run.outcomes),
+        # The partition too: TestBroker places keys with the producers' partitioner.
+        "outcomes": sorted((o.event_id, o.attempt, o.topic, o.partition, o.outcome.value,
+                            o.error_class or "", o.error_message or "") for o in run.outcomes),
         "retries": sorted(_letter(s) for s in run.retries),
         "dead_letters": sorted(_letter(s) for s in run.dead_letters),
         "follow_ups": sorted(_follow_up(s) for s in run.follow_ups),

@@ -111,7 +111,8 @@ class TestBroker:
         self._database_urls = dict(databases or {})
         self._now_ms = int((start or datetime.now(UTC)).timestamp() * 1000)
         self.topics = InMemoryTopics(
-            {t.name: t.partitions for t in self.topology.desired_topics()}, self.now_ms)
+            {t.name: t.partitions for t in self.topology.desired_topics()}, self.now_ms,
+            self.topology.cluster.partitioner)
         self.producer = InMemoryProducer(self.topics)
         self.reader = EventReader(self.topology)
         self._groups: dict[str, _Group] = {}

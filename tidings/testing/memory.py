@@ -71,10 +71,55 @@ class MemoryMessage:
         return f"MemoryMessage({self._topic}[{self._partition}]@{self._offset})"
 
 
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (Java's DefaultPartitioner, librdkafka's ``murmur2``), unsigned."""
+    m, length = 0x5BD1E995, len(data)
+    h = (0x9747B28C ^ length) & 0xFFFFFFFF
+    for i in range(0, length - length % 4, 4):
+        k = int.from_bytes(data[i:i + 4], "little")
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> 24
+        k = (k * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    tail, rest = length - length % 4, length % 4
+    if rest == 3:
+        h ^= data[tail + 2] << 16
+    if rest >= 2:
+        h ^= data[tail + 1] << 8
+    if rest >= 1:
+        h ^= data[tail]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    return h ^ (h >> 15)
+
+
+def _fnv1a(data: bytes) -> int:
+    h = 0x811C9DC5
+    for byte in data:
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def partition_for(key: bytes, partitions: int, partitioner: str) -> int:
+    """The partition librdkafka's ``partitioner`` picks for a keyed message."""
+    if partitioner.startswith("murmur2"):
+        return (murmur2(key) & 0x7FFFFFFF) % partitions
+    if partitioner.startswith("fnv1a"):
+        hashed = _fnv1a(key)
+        signed = hashed - (1 << 32) if hashed & 0x80000000 else hashed
+        return abs(signed) % partitions  # Sarama's placement, which librdkafka matches
+    if partitioner.startswith("consistent"):
+        return zlib.crc32(key) % partitions
+    return zlib.crc32(key) % partitions  # "random" ignores keys; any partition will do
+
+
 class InMemoryTopics:
     """The topics of one topology, each a list of partitions of messages."""
 
-    def __init__(self, partitions: Mapping[str, int], clock: Callable[[], int]) -> None:
+    def __init__(self, partitions: Mapping[str, int], clock: Callable[[], int],
+                 partitioner: str = "murmur2_random") -> None:
+        self.partitioner = partitioner
         self._partitions: dict[str, list[list[MemoryMessage]]] = {
             topic: [[] for _ in range(count)] for topic, count in partitions.items()}
         self._clock = clock
@@ -89,12 +134,13 @@ class InMemoryTopics:
 
     def append(self, topic: str, value: bytes | None, *, key: bytes | None = None,
                headers: Headers | None = None, partition: int | None = None) -> MemoryMessage:
-        """Store a message as a producer would: a key picks its partition (CRC-32, as
-        librdkafka's default partitioner does), no key goes round-robin."""
+        """Store a message as a producer would: a key picks its partition with the
+        topology's partitioner (murmur2 by default, as Java's producers), no key goes
+        round-robin."""
         parts = self._topic(topic)
         if partition is None:
-            partition = (zlib.crc32(key) if key is not None else next(self._round_robin)) \
-                % len(parts)
+            partition = partition_for(key, len(parts), self.partitioner) if key is not None \
+                else next(self._round_robin) % len(parts)
         with self._lock:
             log = parts[partition]
             message = MemoryMessage(topic, partition, len(log), key, value,
