@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from tidings import headers as h
 from tidings.consumer.group import GroupSetup, resolve_group
@@ -38,6 +38,9 @@ from tidings.topology import Topology
 
 TP = tuple[str, int]
 
+_NOT_READY = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                        KafkaError.UNKNOWN_TOPIC_OR_PART})
+
 
 class GroupDidNotSettle(AssertionError):
     """The group still had work when the run's time was up."""
@@ -55,10 +58,20 @@ def end_offsets(config: Mapping[str, Any], partitions: Iterable[TP],
     if not wanted:
         return {}
     admin = admin_client(config)
-    futures = admin.list_offsets({TopicPartition(t, p): latest_offset() for t, p in wanted},
-                                 request_timeout=timeout)
-    return {(tp.topic, tp.partition): int(future.result(timeout=timeout + 5).offset)
-            for tp, future in futures.items()}
+    deadline = time.monotonic() + 30
+    while True:
+        futures = admin.list_offsets({TopicPartition(t, p): latest_offset() for t, p in wanted},
+                                     request_timeout=timeout)
+        try:
+            return {(tp.topic, tp.partition): int(future.result(timeout=timeout + 5).offset)
+                    for tp, future in futures.items()}
+        except KafkaException as exc:
+            # Just-created topics answer "not leader" until their leaders are elected.
+            error = exc.args[0] if exc.args else None
+            retriable = isinstance(error, KafkaError) and error.code() in _NOT_READY
+            if not retriable or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 class LiveGroup:
