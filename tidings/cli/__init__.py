@@ -19,7 +19,9 @@ from tidings.errors import TidingsError
 
 def build_parser() -> argparse.ArgumentParser:
     from tidings.cli import (
+        console_cmd,
         demo,
+        deploy_cmd,
         dev,
         dlq_cmd,
         docs_cmd,
@@ -38,8 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in (dev, topology_cmd, schemas_cmd, publish_cmd, run_cmd, replay_cmd, dlq_cmd,
-                   docs_cmd,
-        new_cmd, demo):
+                   docs_cmd, new_cmd, console_cmd, demo, deploy_cmd):
         module.register(sub)
     return parser
 

@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tidings.audit import recorded
 from tidings.cli._durations_arg import accept_negative_durations
 from tidings.cli._environment_arg import add_env_argument
 from tidings.errors import TidingsError
 from tidings.replay import (
+    Cluster,
     Mode,
     ReplayRequest,
     execute_replay,
@@ -19,6 +21,7 @@ from tidings.replay import (
     plan_replay,
     plan_undo,
 )
+from tidings.replay.progress import TextBar
 from tidings.settings import Settings
 from tidings.topology import Topology, load_topology
 
@@ -79,8 +82,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print("Dry run: nothing changed. Add --execute (or --yes) to replay.")
         return 0
     try:
-        result = execute_replay(plan, topology, rate=args.rate,
-                                show_progress=not args.no_progress)
+        with recorded(Cluster(topology), action="replay", target=plan.group,
+                      plan=plan.render()) as outcome:
+            result = execute_replay(plan, topology, rate=args.rate, show_progress=False,
+                                    on_progress=None if args.no_progress else TextBar())
+            outcome.append(f"{result.mode.value}: {result.events} event(s) "
+                           f"(replay {result.replay_id})")
     except KeyboardInterrupt:
         print(f"tidings: replay {plan.replay_id} interrupted; run the same command again "
               "to resume it (nothing is copied twice)", file=sys.stderr)
@@ -101,6 +108,9 @@ def _undo(args: argparse.Namespace, topology: Topology) -> int:
     if not args.execute:
         print("Dry run: nothing changed. Add --execute (or --yes) to restore these offsets.")
         return 0
-    moved = execute_undo(plan, topology)
+    with recorded(Cluster(topology), action="replay.undo", target=plan.group,
+                  plan=plan.render()) as outcome:
+        moved = execute_undo(plan, topology)
+        outcome.append(f"restored {moved} partition(s) of {plan.topic}")
     print(f"Restored the offsets of group {plan.group} on {plan.topic} ({moved} partition(s)).")
     return 0

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from tidings.db import Database, transaction
 from tidings.producer.prepare import EventPreparer, PreparedEvent
-from tidings.producer.reliable import DeliveryFailed, ReliableProducer
+from tidings.producer.reliable import Delivery, DeliveryFailed, ReliableProducer
 
 if TYPE_CHECKING:
     from tidings.codec.events import Event
@@ -183,20 +183,23 @@ class OutboxRelay:
         ).fetchall()
         if not rows:
             return 0, 0, None
-        futures = [
-            (row[0], self.producer.send(
-                row[2], bytes(row[4]), key=bytes(row[3]) if row[3] is not None else None,
-                headers=[(n, v.encode()) for n, v in json.loads(row[5])], event_id=row[1]))
+        # One batch of reports, not a future per row; sent in id order, which the
+        # idempotent producer keeps per partition.
+        batch = self.producer.send_batch([
+            (row[2], bytes(row[4]), bytes(row[3]) if row[3] is not None else None,
+             [(n, v.encode()) for n, v in json.loads(row[5])], row[1])
             for row in rows
-        ]
+        ])
+        batch.wait(timeout=self.producer.delivery_timeout + 5)
         delivered: list[int] = []
         failure: BaseException | None = None
-        for row_id, future in futures:
-            try:
-                future.result(timeout=self.producer.delivery_timeout + 5)
-                delivered.append(row_id)
-            except (DeliveryFailed, TimeoutError) as exc:
-                failure = failure or exc
+        for row, outcome in zip(rows, list(batch.results), strict=True):
+            if isinstance(outcome, Delivery):
+                delivered.append(row[0])
+            else:
+                failure = failure or outcome or DeliveryFailed(
+                    f"no delivery report for event {row[1]} within "
+                    f"{self.producer.delivery_timeout + 5:g}s")
         if delivered:
             self._mark_sent(delivered)
         return len(rows), len(delivered), failure

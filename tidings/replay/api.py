@@ -29,7 +29,7 @@ from tidings.replay.plan import (
     resolve_bound,
     spans_for,
 )
-from tidings.replay.progress import Progress
+from tidings.replay.progress import Progress, ProgressListener
 from tidings.replay.ranges import check_order, parse_bound
 from tidings.replay.state import StateStore, run_key, undo_key
 from tidings.topology import Topology
@@ -194,8 +194,13 @@ def _resume(cluster: Cluster, base: ReplayPlan) -> ReplayPlan | None:
 
 def execute_replay(plan: ReplayPlan, topology: Topology, *, cluster: Cluster | None = None,
                    rate: float | None = None, progress: TextIO | None = None,
-                   show_progress: bool = True) -> ReplayResult:
-    """Carry out ``plan``: copy the range into the replay topic, or rewind the group."""
+                   show_progress: bool = True,
+                   on_progress: ProgressListener | None = None) -> ReplayResult:
+    """Carry out ``plan``: copy the range into the replay topic, or rewind the group.
+
+    A copy reports progress to ``progress`` (a text stream, stderr by default) unless
+    ``show_progress`` is false, and to ``on_progress`` as :class:`ProgressUpdate`s (the
+    console's progress bar); a rewind is one step and reports nothing."""
     cluster = cluster or Cluster(topology)
     if plan.mode is Mode.REWIND:
         return _rewind(plan, cluster)
@@ -231,7 +236,8 @@ def execute_replay(plan: ReplayPlan, topology: Topology, *, cluster: Cluster | N
     stats = copy_records(
         cluster, tasks, run_header=REPLAY_ID, run_id=plan.replay_id, transform=transform,
         starts=starts, rate=rate,
-        progress=Progress(remaining, stream=progress, enabled=show_progress))
+        progress=Progress(remaining, stream=progress, enabled=show_progress,
+                          listener=on_progress))
     store.put(key, {**state, "status": "done", "finished_at": _now_ms()})
     return ReplayResult(plan.replay_id, plan.mode, stats.copied, time.monotonic() - began)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -26,7 +26,7 @@ from tidings.codec import DecodeError, SchemaCatalogue, SchemaVersion, codec_for
 from tidings.consumer.context import EventMeta
 from tidings.consumer.group import GroupSetup
 from tidings.consumer.idempotency import LIVE, ClaimKey
-from tidings.consumer.processing import EventProcessor, Outcome, reprocess_id
+from tidings.consumer.processing import EventProcessor, Outcome, Report, reprocess_id
 from tidings.consumer.retry import error_class
 from tidings.imports import import_reference
 from tidings.topology import Topology
@@ -162,15 +162,25 @@ class RecordingProcessor(EventProcessor):
         self._failed[id(message)] = (outcome, error)
         return outcome
 
-    def handle(self, messages: Sequence[Message]) -> dict[Outcome, int]:
+    def handle(self, messages: Sequence[Message], report: Report | None = None,
+               stop: Callable[[], bool] | None = None) -> dict[Outcome, int]:
         keys = [_claim_key(m) for m in messages]
         before = self._claimed(keys)
         self._failed = {}
-        counts = super().handle(messages)
+        finished = [0]
+
+        def heard(done: int, counts: dict[Outcome, int]) -> None:
+            finished[0] = max(finished[0], done)
+            if report is not None:
+                report(done, counts)
+
+        counts = super().handle(messages, heard, stop)
         after = self._claimed(keys)
         applied: set[ClaimKey] = set()
         outcomes: list[EventOutcome] = []
-        for message, key in zip(messages, keys, strict=True):
+        # A stop (shutdown) leaves the rest of the batch unfinished, for the next owner.
+        done = finished[0]
+        for message, key in zip(messages[:done], keys[:done], strict=True):
             event_type, ignored = self._type_of(message)
             failed = self._failed.get(id(message))
             error: BaseException | None = None

@@ -13,6 +13,7 @@ from tidings.codec.events import Event, model_problems
 from tidings.imports import on_sys_path, resolve_reference
 from tidings.settings import is_reference, reference_problem
 from tidings.topology import kafka_configs
+from tidings.topology.deploy_checks import check_deploy
 from tidings.topology.model import EVENT_NAME, SERVICE_NAME, TOPIC_NAME
 from tidings.topology.source import Path_, Problem
 from tidings.topology.topology import Topology
@@ -42,6 +43,7 @@ def check_topology(
     _check_cluster(topology, report)
     _check_events(topology, broken, report)
     _check_references(topology, broken, report)
+    check_deploy(topology, report)
     if check_imports:
         _check_handlers(topology, report)
     if not problems:
@@ -124,6 +126,12 @@ def _check_configs(topology: Topology, report: Report) -> None:
 
 
 def _check_cluster(topology: Topology, report: Report) -> None:
+    services = [*topology.producers, *topology.consumers]
+    for service in topology.cluster.principals:
+        if service not in services:
+            report(("cluster", "principals", service),
+                   f"cluster.principals names {service!r}, which is neither a producer nor a "
+                   f"consumer{_did_you_mean(service, services)}")
     cluster = topology.cluster
     settings: list[tuple[Path_, object]] = [
         (("cluster", "bootstrap_servers"), cluster.bootstrap_servers),

@@ -93,6 +93,7 @@ def load_topology(
         lines=resolved.lines,
         env=resolution.env,
         environments=resolution.declared,
+        deploy=parsed.get("deploy"),
     )
     broken = {section: parsed.get(f"{section}!broken", set()) for section in SECTION_ENTRY_MODELS}
     brokers = broker_count if broker_count is not None else topology.cluster.brokers

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from tidings.codec.catalogue import DeclaredEvent
 from tidings.durations import Duration
 from tidings.topology import kafka_configs
+from tidings.topology.deploy_model import DeploySpec
 from tidings.topology.model import (
     ClusterSpec,
     ConsumerSpec,
@@ -68,6 +69,8 @@ class Topology:
     producers: Mapping[str, ProducerSpec]
     consumers: Mapping[str, ConsumerSpec]
     lines: Mapping[Path_, int] = field(default_factory=dict, repr=False)
+    #: The optional ``deploy:`` section (``tidings deploy render``).
+    deploy: DeploySpec | None = None
     #: The environment this topology was resolved for (``local`` unless chosen).
     env: str = "local"
     #: Every environment the file declares, ``local`` first.
