@@ -168,13 +168,16 @@ class RecordingProcessor(EventProcessor):
         before = self._claimed(keys)
         self._failed = {}
         finished = [0]
+        reported: Counter[Outcome] = Counter()
 
         def heard(done: int, counts: dict[Outcome, int]) -> None:
+            # The reports are what the runtime counts (the worker sums them).
             finished[0] = max(finished[0], done)
+            reported.update(counts)
             if report is not None:
                 report(done, counts)
 
-        counts = super().handle(messages, heard, stop)
+        result = super().handle(messages, heard, stop)
         after = self._claimed(keys)
         applied: set[ClaimKey] = set()
         outcomes: list[EventOutcome] = []
@@ -204,12 +207,12 @@ class RecordingProcessor(EventProcessor):
                 error_class=error_class(error) if error is not None else None,
                 error_message=(str(error) or repr(error)) if error is not None else None))
         mine = Counter(o.outcome for o in outcomes)
-        theirs = Counter({o: n for o, n in counts.items() if n})
+        theirs = Counter({o: n for o, n in reported.items() if n})
         if mine != theirs:
             self.log.mismatch(f"{self.setup.group}: per-event outcomes {dict(mine)} but the "
                               f"batch reported {dict(theirs)}")
         self.log.add(outcomes)
-        return counts
+        return result
 
     def _claimed(self, keys: Sequence[ClaimKey]) -> set[ClaimKey]:
         by_scope: dict[str, list[str]] = {}
