@@ -13,6 +13,7 @@ from tidings.docs.catalogue import EVENT_HEADERS, FAILURE_HEADERS, Catalogue, Ev
 _STYLE = """
 body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d2430;background:#fafbfc}
 header{background:#1d2430;color:#fff;padding:1.2em 2em}header h1{margin:0;font-size:1.4em}
+header a{color:#fff}
 main{display:grid;grid-template-columns:16em 1fr;gap:2em;padding:1.5em 2em}
 nav a{display:block;padding:.15em 0;color:#2456a6;text-decoration:none}
 nav h2{font-size:.8em;text-transform:uppercase;color:#667;margin:1.2em 0 .3em}
@@ -33,13 +34,18 @@ def write_site(catalogue: Catalogue, directory: Path | str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     index = out / "index.html"
     index.write_text(render(catalogue), encoding="utf-8")
-    (out / "catalogue.json").write_text(
-        json.dumps(dataclasses.asdict(catalogue), indent=2, default=str) + "\n",
-        encoding="utf-8")
+    (out / "catalogue.json").write_text(catalogue_json(catalogue), encoding="utf-8")
     return index
 
 
-def render(catalogue: Catalogue) -> str:
+def catalogue_json(catalogue: Catalogue) -> str:
+    """The catalogue's facts as JSON (``catalogue.json``)."""
+    return json.dumps(dataclasses.asdict(catalogue), indent=2, default=str) + "\n"
+
+
+def render(catalogue: Catalogue, *, back: tuple[str, str] | None = None) -> str:
+    """The catalogue as one HTML page; ``back`` is ``(href, label)`` of a link home
+    (the console serves the page with a link back to itself)."""
     events = sorted(catalogue.events.values(), key=lambda e: e.name)
     nav = ["<nav><h2>Events</h2>"]
     nav += [f'<a href="#event-{escape(e.name)}">{escape(e.name)}</a>' for e in events]
@@ -50,13 +56,15 @@ def render(catalogue: Catalogue) -> str:
     body.append(_groups(catalogue))
     body.append(_topics(catalogue))
     body.append(_headers())
+    made = "the Tidings console" if back else "<code>tidings docs html</code>"
+    home = f' · <a href="{escape(back[0])}">{escape(back[1])}</a>' if back else ""
     return (
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{escape(catalogue.name)} events</title><style>{_STYLE}</style></head><body>"
         f"<header><h1>{escape(catalogue.name)}: event catalogue</h1>"
-        f"<div class=\"muted\">from {escape(catalogue.file)} by <code>tidings docs html</code>"
+        f"<div class=\"muted\">from {escape(catalogue.file)} by {made}"
         f" · {len(events)} events · {len(catalogue.consumers)} consumer groups · "
-        f"{len(catalogue.channels)} topics</div></header>"
+        f"{len(catalogue.channels)} topics{home}</div></header>"
         f"<main>{''.join(nav)}<div>{''.join(body)}</div></main></body></html>\n"
     )
 
