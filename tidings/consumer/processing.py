@@ -378,6 +378,10 @@ class EventProcessor:
         if failed is None:
             return
         fresh, error = failed
+        # Copies skipped as duplicates in the rolled-back attempt are not run again:
+        # count them here, or the batch reports fewer events than it had.
+        again = {id(item) for item in fresh}
+        self._record([], [item for item in items if id(item) not in again], 0.0)
         if len(fresh) == 1:
             self._count(self.fail(fresh[0].message, fresh[0].meta, error))
             return
