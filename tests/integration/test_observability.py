@@ -31,7 +31,7 @@ from ops.demo.processes import free_port
 from producers.order_service.app import create_app
 from producers.order_service.settings import OrderServiceSettings
 from tidings.consumer.runtime import ConsumerRuntime
-from tidings.producer.publisher import PublishFailed, Publisher
+from tidings.producer.publisher import Publisher, PublishFailed
 
 pytestmark = pytest.mark.integration
 
