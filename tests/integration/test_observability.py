@@ -217,3 +217,33 @@ def test_every_dashboard_query_runs_on_prometheus(
             query = expr.replace("$__rate_interval", "1m").replace("$group", group.name)
         answer = _get(f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": query}))
         assert isinstance(answer, dict) and answer.get("status") == "success", (query, answer)
+
+
+def lag_series(text: str) -> set[tuple[str, int]]:
+    found = set()
+    for line in text.splitlines():
+        if line.startswith("tidings_consumer_lag{"):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+            found.add((labels["topic"], int(labels["partition"])))
+    return found
+
+
+def test_a_partition_that_moves_to_another_member_stops_reporting_lag_here(
+        tmp_path: Path, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    group = make_group(tmp_path)  # 3 partitions
+    with running(group.runtime(metrics_port=0, commit_interval=0.2)) as first:
+        port = eventually(lambda: first.metrics_port, 10, "the metrics endpoint")
+        with Publisher(group.topology, "order-service") as publisher:
+            publisher.publish_many([an_order() for _ in range(30)])
+        everywhere = {(group.topic, p) for p in range(3)}
+        eventually(lambda: lag_series(scrape(port)) >= everywhere, 30,
+                   "lag of all three partitions")
+        with running(group.runtime(commit_interval=0.2)) as second:
+            def moved() -> bool:
+                mine = {tp for tp in first.assigned if tp[0] == group.topic}
+                theirs = {tp for tp in second.assigned if tp[0] == group.topic}
+                reported = lag_series(scrape(port))
+                return bool(mine and theirs) and reported <= first.assigned \
+                    and not reported & theirs
+            eventually(moved, 60, "the first member to report only the lag it still owns")
