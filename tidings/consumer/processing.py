@@ -34,6 +34,7 @@ from confluent_kafka import Message
 from pydantic import ValidationError
 
 from tidings import headers as h
+from tidings import tracing
 from tidings.codec import DecodeError
 from tidings.codec.events import Event
 from tidings.consumer.context import (
@@ -123,7 +124,8 @@ class EventProcessor:
         self.per_event = setup.spec.transaction == "event"
         # Resolved once: they are read for every event.
         self._subscriptions = setup.subscriptions
-        self._handler = setup.handler
+        # In a ``<group> process`` span per call when tracing is on (else as it is).
+        self._handler = tracing.traced_handler(setup.handler, setup.group, batch=setup.is_batch)
         self._group = setup.group
         self._database = setup.database
         self._decode = setup.codec.decode

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tidings import headers as h
+from tidings import tracing
 from tidings.errors import TidingsError
 from tidings.topology import Topology
 
@@ -36,6 +37,9 @@ class PreparedEvent:
     key: bytes | None
     value: bytes
     headers: list[tuple[str, bytes]]
+    #: The open ``<topic> publish`` span when tracing is on (see tidings.tracing): ended
+    #: at the broker's acknowledgement, or when the event is staged in an outbox.
+    span: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,7 @@ class EventPreparer:
         self._routes: dict[str, _Route] = {}
         self._clock = _Timestamps()
         self._ids = _Ids()
+        self.traced = tracing.active()  # read once: no per-event cost without an SDK
 
     def _route(self, event_type: str) -> _Route:
         route = self._routes.get(event_type)
@@ -112,6 +117,10 @@ class EventPreparer:
         record = event.to_avro()
         key_field = route.key_field
         key = str(record[key_field]).encode() if key_field else None
+        span = None
+        if self.traced:  # a span of its own, whose context goes on the wire
+            span, traceparent = tracing.start_publish(self.service, route.topic, event_type,
+                                                      traceparent)
         if not event_id or not traceparent:
             new_id, new_trace = self._ids.next()
             event_id = event_id or new_id
@@ -122,6 +131,7 @@ class EventPreparer:
             event_id, event_type, route.topic, key, self.codec.encode(event_type, record),
             [(h.EVENT_ID, event_id.encode()), route.event_type, route.schema,
              (h.OCCURRED_AT, stamp), route.producer, (h.TRACEPARENT, traceparent.encode())],
+            span,
         )
 
 
