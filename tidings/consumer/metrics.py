@@ -7,6 +7,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -167,7 +168,13 @@ class HealthState:
         return found
 
 
-def serve_metrics(metrics: ConsumerMetrics, health: HealthState, port: int,
+class Renders(Protocol):
+    """Anything with a Prometheus text rendering (consumer or scheduler metrics)."""
+
+    def render(self) -> bytes: ...
+
+
+def serve_metrics(metrics: Renders, health: HealthState, port: int,
                   host: str = "0.0.0.0") -> ThreadingHTTPServer:
     """Serve ``/metrics`` and ``/healthz`` on ``port`` (0 picks a free one) in a thread."""
 

@@ -18,7 +18,9 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from tidings.db import Database, transaction
@@ -42,7 +44,8 @@ _SCHEMA = {
             msg_value BLOB NOT NULL,
             headers TEXT NOT NULL,
             created_at_ms INTEGER NOT NULL,
-            sent_at_ms INTEGER
+            sent_at_ms INTEGER,
+            msg_partition INTEGER
         )""",
     "postgresql": f"""
         CREATE TABLE IF NOT EXISTS {TABLE} (
@@ -54,7 +57,8 @@ _SCHEMA = {
             msg_value BYTEA NOT NULL,
             headers TEXT NOT NULL,
             created_at_ms BIGINT NOT NULL,
-            sent_at_ms BIGINT
+            sent_at_ms BIGINT,
+            msg_partition INTEGER
         )""",
 }
 _PENDING_INDEX = (f"CREATE INDEX IF NOT EXISTS {TABLE}_pending ON {TABLE} (id) "
@@ -77,6 +81,18 @@ def ensure_outbox_table(database: Database, connection: Any) -> None:
             connection.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
         connection.execute(_SCHEMA[database.dialect])
         connection.execute(_PENDING_INDEX)
+        _add_partition_column(database, connection)
+
+
+def _add_partition_column(database: Database, connection: Any) -> None:
+    """Tables made before replies had a partition get the column (NULL: by key)."""
+    if database.dialect == "postgresql":
+        connection.execute(f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS msg_partition "
+                           "INTEGER")
+        return
+    columns = {row[1] for row in connection.execute(f"PRAGMA table_info({TABLE})")}
+    if "msg_partition" not in columns:
+        connection.execute(f"ALTER TABLE {TABLE} ADD COLUMN msg_partition INTEGER")
 
 
 class Outbox:
@@ -89,25 +105,59 @@ class Outbox:
     def ensure_table(self, connection: Any) -> None:
         ensure_outbox_table(self.database, connection)
 
-    def stage(self, connection: Any, event: Event, *, event_id: str | None = None) -> str:
+    def stage(self, connection: Any, event: Event, *, event_id: str | None = None,
+              deliver_at: datetime | None = None, delay: timedelta | None = None,
+              schedule_id: str | None = None,
+              reply_to: Mapping[str, str] | None = None) -> str:
         """Encode ``event`` and insert it on ``connection`` (commit is the caller's).
 
         Returns the event id, which stays the same however often the row is relayed.
+        ``delay=`` / ``deliver_at=`` (and ``schedule_id=``, default: the event id)
+        schedule it (see :mod:`tidings.producer.scheduled`); ``reply_to=`` (a request's
+        headers) sends it as the reply to that request (see :mod:`tidings.producer.replies`).
         """
         prepared = self.preparer.prepare(event, event_id=event_id)
-        self.stage_prepared(connection, prepared)
+        partition = None
+        if reply_to is not None:
+            from tidings.producer.replies import address_reply
+
+            prepared, partition = address_reply(prepared, reply_to, self.preparer.topology)
+        elif deliver_at is not None or delay is not None or schedule_id is not None:
+            from tidings.producer.scheduled import schedule
+
+            prepared, _, _ = schedule(prepared, self.preparer.topology, deliver_at=deliver_at,
+                                      delay=delay, schedule_id=schedule_id)
+        self.stage_prepared(connection, prepared, partition=partition)
         return prepared.event_id
 
-    def stage_prepared(self, connection: Any, prepared: PreparedEvent) -> None:
+    def stage_cancel(self, connection: Any, schedule_id: str) -> None:
+        """Cancel what is scheduled under ``schedule_id``, once this transaction commits."""
+        from tidings.producer.scheduled import cancellation_event
+
+        self.stage_prepared(connection, cancellation_event(
+            self.preparer.topology, schedule_id, by=self.preparer.service))
+
+    def stage_prepared(self, connection: Any, prepared: PreparedEvent,
+                       partition: int | None = None) -> None:
         headers = json.dumps([[name, value.decode()] for name, value in prepared.headers])
         connection.execute(
             self.database.sql(
                 f"INSERT INTO {TABLE} (event_id, event_type, topic, msg_key, msg_value, "
-                "headers, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                "headers, created_at_ms, msg_partition) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             ),
             (prepared.event_id, prepared.event_type, prepared.topic, prepared.key,
-             prepared.value, headers, _now_ms()),
+             prepared.value, headers, _now_ms(), partition),
         )
+
+
+def stage_with(outbox: Outbox, connection: Any, event: Any, options: dict[str, Any]) -> str:
+    """What a handler context's ``stage(event, **options)`` does: ``cancel=ID`` stages a
+    cancellation, anything else goes to :meth:`Outbox.stage`."""
+    cancel = options.pop("cancel", None)
+    if cancel is not None:
+        outbox.stage_cancel(connection, cancel)
+        return str(cancel)
+    return outbox.stage(connection, event, **options)
 
 
 @dataclass(frozen=True)
@@ -176,7 +226,8 @@ class OutboxRelay:
         """Send pending rows and mark the delivered ones: (selected, delivered, failure)."""
         rows = self._connection.execute(
             self.database.sql(
-                f"SELECT id, event_id, topic, msg_key, msg_value, headers FROM {TABLE} "
+                f"SELECT id, event_id, topic, msg_key, msg_value, headers, msg_partition "
+                f"FROM {TABLE} "
                 "WHERE sent_at_ms IS NULL ORDER BY id LIMIT ?"
             ),
             (self.batch_size,),
@@ -186,7 +237,8 @@ class OutboxRelay:
         futures = [
             (row[0], self.producer.send(
                 row[2], bytes(row[4]), key=bytes(row[3]) if row[3] is not None else None,
-                headers=[(n, v.encode()) for n, v in json.loads(row[5])], event_id=row[1]))
+                headers=[(n, v.encode()) for n, v in json.loads(row[5])], event_id=row[1],
+                partition=row[6]))
             for row in rows
         ]
         delivered: list[int] = []

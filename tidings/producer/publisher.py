@@ -10,6 +10,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from tidings.errors import TidingsError
+from tidings.producer import scheduled as scheduling
+from tidings.producer.conversations import Conversations
 from tidings.producer.prepare import EventCodec, EventPreparer, PreparedEvent, PublishRefused
 from tidings.producer.reliable import Delivery, DeliveryFailed, ReliableProducer
 from tidings.settings import Settings, kafka_client_config
@@ -30,7 +32,7 @@ class PublishFailed(TidingsError):
 __all__ = ["Delivery", "DeliveryFailed", "PublishFailed", "PublishRefused", "Publisher"]
 
 
-class Publisher:
+class Publisher(Conversations):
     """Publishes the events a producer service is declared to publish.
 
     ``publish`` returns only once the broker has the event (idempotent producer,
@@ -55,6 +57,7 @@ class Publisher:
                                      topology.cluster.bootstrap_servers,
                                      near=topology.root)
         config.update(producer_config or {})
+        self.kafka_config = config
         self._producer = ReliableProducer(config, delivery_timeout=delivery_timeout)
         self.delivery_timeout = delivery_timeout
 
@@ -74,7 +77,13 @@ class Publisher:
                                    headers=prepared.headers, event_id=prepared.event_id)
 
     def publish(self, event: Event, **kwargs: Any) -> Delivery:
-        """Publish one event; returns where the broker stored it, or raises."""
+        """Publish one event; returns where the broker stored it, or raises.
+
+        ``delay=timedelta(...)`` or ``deliver_at=datetime`` (and ``schedule_id=``) send
+        it to the scheduler instead, which delivers it when due (a ScheduledDelivery).
+        """
+        if kwargs and scheduling.OPTIONS.intersection(kwargs):
+            return scheduling.publish_later(self, event, **kwargs)
         future = self.send_prepared(self.prepare(event, **kwargs))
         try:
             return future.result(timeout=self.delivery_timeout + 5)
@@ -110,6 +119,8 @@ class Publisher:
 
     async def publish_async(self, event: Event, **kwargs: Any) -> Delivery:
         """Like :meth:`publish`, awaiting the delivery without blocking the event loop."""
+        if kwargs and scheduling.OPTIONS.intersection(kwargs):
+            return await asyncio.to_thread(scheduling.publish_later, self, event, **kwargs)
         future = self.send_prepared(self.prepare(event, **kwargs))
         return await asyncio.wait_for(asyncio.wrap_future(future),
                                       timeout=self.delivery_timeout + 5)
@@ -123,6 +134,7 @@ class Publisher:
             raise DeliveryFailed(f"{remaining} event(s) still undelivered after flush")
 
     def close(self) -> None:
+        self.close_requests()
         remaining = self._producer.close()
         if remaining:
             raise DeliveryFailed(f"{remaining} event(s) undelivered when the publisher closed")
@@ -134,6 +146,7 @@ class Publisher:
         self, kind: type[BaseException] | None, error: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.close_requests()
         remaining = self._producer.close()
         if remaining and kind is None:
             raise DeliveryFailed(f"{remaining} event(s) undelivered when the publisher closed")

@@ -91,6 +91,8 @@ def load_topology(
         lines=resolved.lines,
         env=resolution.env,
         environments=resolution.declared,
+        scheduling=parsed.get("scheduling"),
+        schedules=parsed.get("schedules", {}),
     )
     broken = {section: parsed.get(f"{section}!broken", set()) for section in SECTION_ENTRY_MODELS}
     brokers = broker_count if broker_count is not None else topology.cluster.brokers
