@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         publish_cmd,
         replay_cmd,
         run_cmd,
+        schedule_cmd,
         schemas_cmd,
         topology_cmd,
     )
@@ -35,8 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (dev, topology_cmd, schemas_cmd, publish_cmd, run_cmd, replay_cmd, dlq_cmd,
-                   demo):
+    for module in (dev, topology_cmd, schemas_cmd, publish_cmd, run_cmd, schedule_cmd,
+                   replay_cmd, dlq_cmd, demo):
         module.register(sub)
     return parser
 

@@ -55,7 +55,7 @@ from confluent_kafka import (
 
 from tidings.consumer.metrics import HealthState, serve_metrics
 from tidings.errors import TidingsError
-from tidings.kafka_clients import admin_client, fetch_metadata, latest_offset, with_logger
+from tidings.kafka_clients import admin_client, fetch_metadata, with_logger
 from tidings.producer.prepare import EventPreparer
 from tidings.producer.scheduled import scheduling_of
 from tidings.scheduling import envelope
@@ -373,6 +373,8 @@ class Scheduler:
         consumer.seek(TopicPartition(tp[0], tp[1], offset))
         self._held[tp] = due_ms
         turn.stopped.add(tp)
+        if self._committed.get(tp, -1) < offset:
+            turn.offsets[tp] = offset  # up to the head: transaction markers before it go
 
     def _resume_due(self, consumer: Consumer) -> None:
         if not self._held:
@@ -524,6 +526,9 @@ class Scheduler:
             consumer.assign([TopicPartition(p.topic, p.partition, OFFSET_BEGINNING)
                              if (p.topic, p.partition) == self._state_tp else p
                              for p in partitions])
+        # librdkafka keeps a partition's pause flag across a rebalance: one paused
+        # (held) before it would stay paused here with nothing left to resume it.
+        consumer.resume(partitions)
         log.info("scheduler %s: assigned %d partition(s)", self.instance, len(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -538,32 +543,67 @@ class Scheduler:
     # -- the waiting gauge -------------------------------------------------------------
 
     def _waiting_loop(self) -> None:
-        """Events waiting per scheduling topic: their end offsets minus the group's
-        committed offsets, every few seconds, off the loop."""
-        admin = admin_client(self.kafka_config)
+        """Events waiting in the partitions this instance holds (so the sum over
+        instances is the total), refreshed every few seconds off the loop. Counted by
+        reading them (offsets alone would count transaction markers too), unless there
+        are so many that their offset span is reported instead."""
         from confluent_kafka import ConsumerGroupTopicPartitions
 
-        partitions = self.topology.scheduling_partitions()
-        every = [TopicPartition(topic, p) for topic in self.topics.waiting
-                 for p in range(partitions)]
-        while not self._stopping.wait(self.options.waiting_interval):
-            try:
-                ends = admin.list_offsets({tp: latest_offset() for tp in every},
-                                          request_timeout=5)
-                high = {(tp.topic, tp.partition): f.result(timeout=10).offset
-                        for tp, f in ends.items()}
-                found = admin.list_consumer_group_offsets(
-                    [ConsumerGroupTopicPartitions(self.topics.group, every)])
-                committed = {(tp.topic, tp.partition): tp.offset
-                             for tp in found[self.topics.group].result(timeout=10)
-                             .topic_partitions}
-                per_topic: dict[str, int] = {}
-                for tp, end in high.items():
-                    done = committed.get(tp, -1)
-                    per_topic[tp[0]] = per_topic.get(tp[0], 0) + max(
-                        0, end - (done if done >= 0 else 0))
-                for topic, count in per_topic.items():
-                    self.metrics.waiting.labels(topic).set(count)
-            except Exception as exc:  # informational: never stop scheduling for it
-                log.debug("scheduler: waiting gauge not updated: %s", exc)
+        admin = admin_client(self.kafka_config)
+        counter = Consumer(with_logger({
+            **self.kafka_config, "group.id": f"{self.topics.group}.census.{self.instance}",
+            "enable.auto.commit": False, "isolation.level": "read_committed",
+            "enable.partition.eof": True}))
+        try:
+            while not self._stopping.wait(self.options.waiting_interval):
+                owned = [TopicPartition(t, p) for t, p in sorted(self.assigned)
+                         if t in self._waiting_topics]
+                per_topic = dict.fromkeys(self.topics.waiting, 0)
+                try:
+                    if owned:
+                        found = admin.list_consumer_group_offsets(
+                            [ConsumerGroupTopicPartitions(self.topics.group, owned)])
+                        committed = found[self.topics.group].result(timeout=10)
+                        starts = {(tp.topic, tp.partition): max(tp.offset, 0)
+                                  for tp in committed.topic_partitions}
+                        for (topic, _), n in count_waiting(counter, starts).items():
+                            per_topic[topic] += n
+                    for topic, n in per_topic.items():
+                        self.metrics.waiting.labels(topic).set(n)
+                except Exception as exc:  # informational: never stop scheduling for it
+                    log.debug("scheduler: waiting gauge not updated: %s", exc)
+        finally:
+            counter.close()
 
+
+#: Above this many offsets to read, :func:`count_waiting` reports the offset span instead.
+COUNT_LIMIT = 200_000
+
+
+def count_waiting(consumer: Consumer, starts: Mapping[TP, int]) -> dict[TP, int]:
+    """Messages from each partition's start offset to its end (read, so transaction
+    markers do not count; estimated from offsets above :data:`COUNT_LIMIT`)."""
+    ranges: dict[TP, tuple[int, int]] = {}
+    for tp, start in starts.items():
+        low, high = consumer.get_watermark_offsets(TopicPartition(*tp), timeout=5)
+        ranges[tp] = (max(start, low), high)
+    counts = {tp: 0 for tp in ranges}
+    open_ends = {tp for tp, (start, end) in ranges.items() if start < end}
+    if sum(end - start for start, end in ranges.values()) > COUNT_LIMIT:
+        return {tp: end - start for tp, (start, end) in ranges.items()}
+    if not open_ends:
+        return counts
+    consumer.assign([TopicPartition(tp[0], tp[1], ranges[tp][0]) for tp in open_ends])
+    deadline = time.monotonic() + 30
+    try:
+        while open_ends and time.monotonic() < deadline:
+            for message in consumer.consume(1000, timeout=0.2):
+                tp = (message.topic() or "", message.partition() or 0)
+                error = message.error()
+                if error is None:
+                    counts[tp] = counts.get(tp, 0) + 1
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    open_ends.discard(tp)
+    finally:
+        consumer.unassign()
+    return counts

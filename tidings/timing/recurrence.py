@@ -94,7 +94,8 @@ def due_ticks(recurrence: Recurrence, after_ms: int, now_ms: int, catch_up: Catc
         last = recurrence.last_at_or_before(now_ms)
         if last <= after_ms:
             return result
-        missed = (last - after_ms) // recurrence.interval_ms  # ticks in (after, last]
+        # Ticks in (after, last]: multiples of the interval up to last, minus up to after.
+        missed = last // recurrence.interval_ms - after_ms // recurrence.interval_ms
         return _keep_last(last, int(missed), now_ms, catch_up)
     ticks: list[int] = []
     cursor = after_ms
