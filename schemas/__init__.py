@@ -10,6 +10,8 @@ from schemas.models import (
     OrderCancelled,
     OrderCreated,
     ReservedItem,
+    StockReported,
+    StockRequested,
 )
 
 __all__ = [
@@ -19,4 +21,6 @@ __all__ = [
     "OrderCancelled",
     "OrderCreated",
     "ReservedItem",
+    "StockReported",
+    "StockRequested",
 ]

@@ -111,3 +111,23 @@ class InventoryRejected(Event):
                 "that is a reservation, not a rejection"
             )
         return self
+
+
+class StockRequested(Event):
+    """A request to inventory: how many units of ``sku`` are on hand?"""
+
+    event_type = "stock.requested"
+    schema_version = 1
+
+    sku: Sku
+
+
+class StockReported(Event):
+    """Inventory's reply to :class:`StockRequested`."""
+
+    event_type = "stock.reported"
+    schema_version = 1
+
+    sku: Sku
+    on_hand: Annotated[int, Field(ge=0, le=INT_MAX)]
+    reported_at: AwareDatetime
