@@ -9,9 +9,11 @@ from schemas.models import (
     LineItem,
     OrderCancelled,
     OrderCreated,
+    OrderStatusChanged,
     ReservedItem,
     StockReported,
     StockRequested,
+    WebhookRequested,
 )
 
 __all__ = [
@@ -20,7 +22,9 @@ __all__ = [
     "LineItem",
     "OrderCancelled",
     "OrderCreated",
+    "OrderStatusChanged",
     "ReservedItem",
     "StockReported",
     "StockRequested",
+    "WebhookRequested",
 ]

@@ -131,3 +131,33 @@ class StockReported(Event):
     sku: Sku
     on_hand: Annotated[int, Field(ge=0, le=INT_MAX)]
     reported_at: AwareDatetime
+
+
+class OrderStatusChanged(Event):
+    """An order reached an outcome; delivered to its ``callback_url`` when it has one."""
+
+    event_type = "order.status_changed"
+    schema_version = 1
+
+    order_id: OrderId
+    status: Annotated[str, Field(min_length=1, max_length=32)]
+    reason: Annotated[str, Field(max_length=500)] | None = None
+    callback_url: Annotated[str, Field(max_length=2048)] | None = None
+    changed_at: AwareDatetime
+
+
+class WebhookRequested(Event):
+    """One delivery of one event to one webhook endpoint (see consumers.webhooks)."""
+
+    event_type = "webhook.requested"
+    schema_version = 1
+
+    webhook_id: Annotated[str, Field(min_length=1, max_length=128)]
+    endpoint_id: Annotated[str, Field(min_length=1, max_length=128)]
+    url: Annotated[str, Field(max_length=2048)]
+    #: The event being delivered: its type and event id.
+    source_type: Annotated[str, Field(min_length=1, max_length=200)]
+    source_event_id: Annotated[str, Field(min_length=1, max_length=200)]
+    payload: str
+    deferrals: Annotated[int, Field(ge=0, le=INT_MAX)] = 0
+    requested_at: AwareDatetime

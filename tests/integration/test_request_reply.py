@@ -23,6 +23,11 @@ from tidings.requests import RequestTimeout
 from tidings.topology import Topology, load_topology, sync
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _broker_env(kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
 REPO = Path(__file__).resolve().parents[2]
 
 TOPOLOGY = """\

@@ -29,6 +29,11 @@ from tidings.testing.clock import ManualClock
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(autouse=True)
+def _broker_env(kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+
+
 def _metric(port: int, name: str) -> float:
     import urllib.request
 
