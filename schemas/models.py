@@ -161,3 +161,24 @@ class WebhookRequested(Event):
     payload: str
     deferrals: Annotated[int, Field(ge=0, le=INT_MAX)] = 0
     requested_at: AwareDatetime
+
+
+class OrderReminder(Event):
+    """A reminder about an order, scheduled to be sent later."""
+
+    event_type = "order.reminder"
+    schema_version = 1
+
+    order_id: OrderId
+    customer_email: Annotated[str, Field(max_length=254, pattern=EMAIL_PATTERN)]
+    note: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class ReportRequested(Event):
+    """A report is due (the tick of a recurring schedule)."""
+
+    event_type = "report.requested"
+    schema_version = 1
+
+    report: Annotated[str, Field(min_length=1, max_length=100)]
+    period_end: AwareDatetime
