@@ -3,7 +3,8 @@
 It does what a careful subscriber does: verifies the Standard Webhooks signature
 (401 for a missing or tampered one), and deduplicates by ``webhook-id`` (a second
 delivery of an id is acknowledged and not counted again). To be a hard subscriber it
-can also answer 500 to a share of requests at random (``fail_rate``) and go down
+can also answer 500 to a share of requests at random (``fail_rate``), or to its first
+few (``fail_first``), and go down
 (:meth:`WebhookReceiver.down`: the port is closed, connections are refused) and come
 back (:meth:`WebhookReceiver.up`).
 
@@ -55,10 +56,12 @@ class WebhookReceiver:
     ``secrets``."""
 
     def __init__(self, port: int, secrets: list[str], *, fail_rate: float = 0.0,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, fail_first: int = 0) -> None:
         self.port = port
         self.secrets = list(secrets)
         self.fail_rate = fail_rate
+        #: Answer 500 to this many genuine requests first (a deterministic failure).
+        self.fail_first = fail_first
         self.stats = ReceiverStats()
         self._random = random.Random(seed)
         self._lock = threading.Lock()
@@ -126,7 +129,8 @@ class WebhookReceiver:
             if all(problems):
                 self.stats.rejected += 1
                 return 401, f"rejected: {problems[0]}"
-            if self.fail_rate and self._random.random() < self.fail_rate:
+            if self.stats.failed < self.fail_first or (
+                    self.fail_rate and self._random.random() < self.fail_rate):
                 self.stats.failed += 1
                 return 500, "failing on purpose"
             webhook_id = headers[ID]

@@ -10,12 +10,19 @@ batch is relayed inside a transaction holding an advisory lock, so one relay at 
 time publishes, in order, and a second relay waits instead of sending the same
 rows again. A relay that dies mid-batch loses its connection, its transaction
 rolls back and the lock goes with it; the next relay republishes that batch.
+
+On SQLite, relays sharing a file (a service and a consumer group that publishes into
+the same database, such as the shop's order service and order-status) take turns by
+a lease: one row names the relay that may publish and until when; it renews the
+lease every batch and gives it up when it stops. A relay killed outright holds it
+until it expires (:data:`_LEASE_MS`), then another one takes over.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -63,6 +70,9 @@ _SCHEMA = {
 }
 _PENDING_INDEX = (f"CREATE INDEX IF NOT EXISTS {TABLE}_pending ON {TABLE} (id) "
                   "WHERE sent_at_ms IS NULL")
+#: SQLite: which relay may publish, and until when (epoch ms).
+_LEASE_TABLE = f"{TABLE}_relay"
+_LEASE_MS = 15_000
 # PostgreSQL advisory lock keys (any bigint, the same in every process using the table).
 _SCHEMA_LOCK = 0x7464_6E67_0001  # CREATE ... IF NOT EXISTS races between connections
 _RELAY_LOCK = 0x7464_6E67_0002   # one relay publishes a batch at a time
@@ -70,6 +80,23 @@ _RELAY_LOCK = 0x7464_6E67_0002   # one relay publishes a batch at a time
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _process_alive(holder: str) -> bool:
+    """Whether the process named in a relay lease (``<pid>-...``) still runs here."""
+    try:
+        pid = int(holder.split("-", 1)[0])
+    except ValueError:
+        return True
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def ensure_outbox_table(database: Database, connection: Any) -> None:
@@ -82,6 +109,10 @@ def ensure_outbox_table(database: Database, connection: Any) -> None:
         connection.execute(_SCHEMA[database.dialect])
         connection.execute(_PENDING_INDEX)
         _add_partition_column(database, connection)
+        if database.dialect == "sqlite":
+            connection.execute(f"CREATE TABLE IF NOT EXISTS {_LEASE_TABLE} (id INTEGER "
+                               "PRIMARY KEY CHECK (id = 1), holder TEXT NOT NULL, "
+                               "until_ms INTEGER NOT NULL)")
 
 
 def _add_partition_column(database: Database, connection: Any) -> None:
@@ -200,6 +231,7 @@ class OutboxRelay:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.relayed = 0
+        self._name = f"{os.getpid()}-{id(self):x}"
 
     def relay_once(self) -> int:
         """Publish one batch of pending rows; returns how many were delivered.
@@ -215,12 +247,39 @@ class OutboxRelay:
                     return 0
                 selected, delivered, failure = self._relay_batch()
         else:
+            if not self._hold_lease():
+                return 0
             selected, delivered, failure = self._relay_batch()
         self.relayed += delivered
         if failure is not None:
             raise DeliveryFailed(f"outbox relay: {selected - delivered} row(s) stay "
                                  f"pending: {failure}")
         return delivered
+
+    def _hold_lease(self) -> bool:
+        """SQLite: take or renew the relay lease; False while another relay holds it.
+
+        A SQLite file is one machine's, so a holder whose process is gone (killed
+        outright) is known dead at once, and its lease is taken over without waiting."""
+        now = _now_ms()
+        with transaction(self._connection):
+            row = self._connection.execute(
+                f"SELECT holder, until_ms FROM {_LEASE_TABLE} WHERE id = 1").fetchone()
+            if row is not None and row[0] != self._name and row[1] >= now \
+                    and _process_alive(row[0]):
+                return False
+            self._connection.execute(
+                f"INSERT INTO {_LEASE_TABLE} (id, holder, until_ms) VALUES (1, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET holder = excluded.holder, "
+                "until_ms = excluded.until_ms", (self._name, now + _LEASE_MS))
+        return True
+
+    def _release_lease(self) -> None:
+        if self.database.dialect != "sqlite":
+            return
+        with transaction(self._connection):
+            self._connection.execute(f"DELETE FROM {_LEASE_TABLE} WHERE holder = ?",
+                                     (self._name,))
 
     def _relay_batch(self) -> tuple[int, int, BaseException | None]:
         """Send pending rows and mark the delivered ones: (selected, delivered, failure)."""
@@ -309,4 +368,7 @@ class OutboxRelay:
         if self._thread is not None:
             self._thread.join(timeout)
         self.producer.close()
-        self._connection.close()
+        try:
+            self._release_lease()
+        finally:
+            self._connection.close()

@@ -194,6 +194,9 @@ class Scheduler:
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
                 "enable.partition.eof": True,
+                # A partition resumed when its head falls due joins the next fetch; a
+                # broker long-poll of 500 ms (the default) would make it that late.
+                "fetch.wait.max.ms": 50,
                 "session.timeout.ms": self.options.session_timeout_ms,
                 "heartbeat.interval.ms": max(500, self.options.session_timeout_ms // 10),
             }
