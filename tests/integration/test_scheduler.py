@@ -17,13 +17,16 @@ import pytest
 from consumers.email.smtp_sink import free_port
 from tests.integration.scheduling_support import (
     CommittedReader,
+    kafka_config,
     make_sched_shop,
     scheduler_running,
 )
 from tests.integration.shop_support import an_order, eventually
+from tidings.cli import main
 from tidings.producer.publisher import Publisher
 from tidings.producer.scheduled import ScheduledDelivery
 from tidings.scheduling.dispatcher import Scheduler
+from tidings.scheduling.listing import waiting_events
 from tidings.testing.clock import ManualClock
 
 pytestmark = pytest.mark.integration
@@ -121,7 +124,7 @@ def test_delayed_events_arrive_once_never_early_through_kill_9_and_two_instances
 
 
 def test_clock_jumps_forward_deliver_once_and_back_deliver_nothing_early(
-        kafka_bootstrap: str, tmp_path: Path) -> None:
+        kafka_bootstrap: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     shop = make_sched_shop(tmp_path)
     clock = ManualClock(running=True)
     reader = CommittedReader(shop.orders)
@@ -140,6 +143,11 @@ def test_clock_jumps_forward_deliver_once_and_back_deliver_nothing_early(
                        "each moves to its waiting tier")
             assert metrics.value("tidings_scheduler_hops_total", tier="1d") >= 20
             assert reader.poll() == 0  # nothing is due yet
+            waiting = waiting_events(shop.topology, kafka_config())
+            assert {w.event_id for w in waiting} == far  # each in exactly one place
+            assert [w.deliver_at for w in waiting] == sorted(w.deliver_at for w in waiting)
+            assert main(["schedule", "list", "-f", str(shop.path)]) == 0
+            assert "40 scheduled event(s) waiting" in capsys.readouterr().out
 
             clock.advance(21 * 86400)  # three weeks pass at once
             eventually(lambda: reader.poll() == 40, 60, "everything due is delivered")
