@@ -35,9 +35,24 @@ class Row:
         values = [float(r["peak_rss_mb"]) for r in self.runs if r.get("peak_rss_mb")]
         return max(values) if values else None
 
-    def summary(self, baseline: Row | None) -> dict[str, Any]:
+    def rates(self) -> list[float]:
+        return [r["msgs"] / r["seconds"] for r in self.runs if r.get("seconds")]
+
+    def ratio_to(self, other: Row | None) -> float | None:
+        """This row's rate against ``other``'s, as a same-run ratio: the median over the
+        rounds of round r's rate over ``other``'s round r (the two ran minutes apart at
+        most, so drift on a shared machine cancels); the ratio of the medians when the
+        rounds do not pair up (a contender failed part-way)."""
+        if other is None:
+            return None
+        mine, theirs = self.rates(), other.rates()
+        if mine and len(mine) == len(theirs) and all(theirs):
+            return median([a / b for a, b in zip(mine, theirs, strict=True)])
+        rate, base = self.rate(), other.rate()
+        return rate / base if rate and base else None
+
+    def summary(self, baseline: Row | None, floor: Row | None = None) -> dict[str, Any]:
         rate = self.rate()
-        base = baseline.rate() if baseline is not None else None
         return {
             "contender": self.contender,
             "what": self.what,
@@ -46,7 +61,8 @@ class Row:
             "msgs_per_s_runs": [round(r["msgs"] / r["seconds"]) for r in self.runs
                                 if r.get("seconds")],
             "mb_per_s": self.mb_per_s(),
-            "ratio_to_raw": rate / base if rate and base else None,
+            "ratio_to_raw": self.ratio_to(baseline),
+            "ratio_to_floor": self.ratio_to(floor),
             "p50_ms": self.median_of("p50_ms"),
             "p99_ms": self.median_of("p99_ms"),
             "p999_ms": self.median_of("p999_ms"),
@@ -70,10 +86,15 @@ class ScenarioResult:
     baseline: str | None = "raw"
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: The contender whose rate the "vs floor" column divides by (the path's floor).
+    floor: str | None = None
+
+    def row(self, contender: str | None) -> Row | None:
+        return next((r for r in self.rows if r.contender == contender), None)
 
     def summaries(self) -> list[dict[str, Any]]:
-        base = next((r for r in self.rows if r.contender == self.baseline), None)
-        return [row.summary(base) for row in self.rows]
+        base, floor = self.row(self.baseline), self.row(self.floor)
+        return [row.summary(base, floor) for row in self.rows]
 
 
 DASH = "\u2013"  # an en dash: no value
@@ -96,6 +117,7 @@ COLUMNS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "runs": ("each round", lambda s: " / ".join(f"{v:,}" for v in s["msgs_per_s_runs"])),
     "mb": ("MB/s", lambda s: _num(s["mb_per_s"], 1)),
     "ratio": ("vs raw", lambda s: ratio_text(s["ratio_to_raw"])),
+    "floor": ("vs floor", lambda s: ratio_text(s["ratio_to_floor"])),
     "p50": ("p50 ms", lambda s: _num(s["p50_ms"], 1)),
     "p99": ("p99 ms", lambda s: _num(s["p99_ms"], 1)),
     "p999": ("p99.9 ms", lambda s: _num(s["p999_ms"], 1)),
@@ -111,9 +133,10 @@ def render_markdown(meta: dict[str, Any], scenarios: Sequence[ScenarioResult],
         "# Tidings benchmarks",
         "",
         f"Run {meta['started']} ({meta['mode']}, {meta['rounds']} round(s) per contender, "
-        f"contenders alternated A B C … per round), {meta['total_s']:.0f} s in all. "
+        f"contenders taking turns, the order rotated each round), {meta['total_s']:.0f} s in all. "
         "Measurements, not tests: nothing fails on speed.",
         "",
+        *([f"**Note: {meta['note']}**", ""] if meta.get("note") else []),
         f"- Machine: {meta['machine']['cpu']}, {meta['machine']['cores']} cores, "
         f"{meta['machine']['memory_gb']} GB, {meta['machine']['platform']}, "
         f"Python {meta['machine']['python']}",
@@ -126,6 +149,8 @@ def render_markdown(meta: dict[str, Any], scenarios: Sequence[ScenarioResult],
         f"(+{meta['event']['tidings_header_bytes']} bytes of Tidings headers), "
         f"{meta['event']['json_bytes']} bytes as the JSON FastStream and Quix send",
         "- Every producer: acks=all, idempotence on, linger 5 ms",
+        "- Ratios (vs raw, vs floor, the targets) are same-run ratios: the median over the "
+        "rounds of each round's ratio (the contenders of a round ran back to back)",
         "",
     ]
     if targets:

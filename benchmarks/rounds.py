@@ -1,4 +1,6 @@
-"""Alternating rounds: A B C D, A B C D, … so drift on a shared machine hits everyone."""
+"""Alternating rounds: A B C D, B C D A, C D A B, … so drift on a shared machine hits
+everyone, and no contender always runs right after the same one (a contender that
+leaves the broker busy, like raw's burst, would otherwise always slow the next)."""
 
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ def alternate(ctx: Context, scenario: str, contenders: Sequence[Contender],
               rounds: int) -> list[Row]:
     rows = {c.name: Row(c.name, c.what) for c in contenders}
     for round_no in range(rounds):
-        for contender in contenders:
+        shift = round_no % len(contenders) if contenders else 0
+        for contender in [*contenders[shift:], *contenders[:shift]]:
             row = rows[contender.name]
             if row.error is not None:
                 continue

@@ -53,6 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="where latest.md / latest.json go")
     parser.add_argument("--name", default="latest", help="file stem of the results")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
+    parser.add_argument("--note", default="",
+                        help="a line at the top of the results, e.g. what the machine was "
+                             "doing ('smoke run on a loaded machine')")
     return parser.parse_args(argv)
 
 
@@ -107,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             "rounds": sizes.rounds, "sizes": vars(sizes), "machine": machine,
             "load_average_end": [round(x, 2) for x in os.getloadavg()],
             "versions": versions(), "broker": where, "partitions": 6,
-            "event": ctx.payload, "total_s": time.monotonic() - began,
+            "event": ctx.payload, "total_s": time.monotonic() - began, "note": args.note,
         }
         markdown, data = write(args.out, args.name, meta, results, evaluate(results))
         progress(f"wrote {markdown} and {data.name} in {meta['total_s']:.0f} s")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import signal
 from collections.abc import Iterator
@@ -48,4 +49,23 @@ def postgres_url() -> Iterator[str]:
     if importlib.util.find_spec("psycopg") is None:
         pytest.skip("PostgreSQL tests need psycopg (pip install 'psycopg[binary]')")
     with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def schema_registry() -> Iterator[str]:
+    """Confluent-compatible URL of a real schema registry shared by the session.
+
+    ``TIDINGS_TEST_SCHEMA_REGISTRY_URL`` if set, else Apicurio Registry from the local
+    launcher (in-memory storage), stopped at the session's end. Skipped, saying why,
+    when there is no Java for it or it cannot be downloaded.
+    """
+    from tidings.kafka_local.registry import RegistryNotInstallable
+    from tidings.testing.registry import schema_registry_url
+
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(schema_registry_url())
+        except RegistryNotInstallable as exc:
+            pytest.skip(f"schema registry unavailable: {exc}")
         yield url

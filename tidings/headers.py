@@ -107,7 +107,9 @@ class HeaderView(Mapping[str, str]):
         self,
         raw: Iterable[tuple[str, str | bytes | None]] | Mapping[str, str | bytes | None] | None,
     ) -> None:
+        # A list (what confluent-kafka returns) is by far the common case: test it first.
         self._raw: Iterable[tuple[str, str | bytes | None]] = \
+            raw if type(raw) is list else \
             raw.items() if isinstance(raw, Mapping) else raw or ()
         self._decoded: dict[str, str] | None = None
 

@@ -31,7 +31,7 @@ from consumers.inventory import inventory_report
 from consumers.inventory.settings import DEFAULT_STOCK_FILE
 from consumers.inventory.stock import load_stock_file
 from ops.demo.observe import GroupCounts, scrape
-from ops.demo.processes import REPO, ServiceProcess, free_port, wait_for_port
+from ops.demo.processes import REPO, ServiceProcess, free, free_port, wait_for_port
 from ops.demo.scenario import Scenario, plan
 from ops.demo.timeline import Timeline
 from tidings.db import open_database
@@ -53,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=300, help="seconds to catch up")
     parser.add_argument("--keep-running", action="store_true",
                         help="leave the broker running afterwards")
+    parser.add_argument("--keep", action="store_true",
+                        help="leave everything running (broker, services) with the console "
+                             "open; prints how to stop it")
+    parser.add_argument("--console-port", type=int, default=8080,
+                        help="the console's port with --keep (8080)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     if args.orders < 20:
@@ -95,23 +100,62 @@ class Demo:
         self.bootstrap = ""
         self.timeline = Timeline(self.work)
         self.stock_queries = 0
+        self.tokens = ("", "")
 
     # -- orchestration ---------------------------------------------------------------
 
     def run(self) -> int:
         began = time.monotonic()
+        kept = False
         try:
             topology = self.prepare()
             self.start_services(topology)
+            if self.args.keep:
+                self.start_console()
             scenario = self.place_orders(topology)
             self.wait_until_caught_up(scenario)
             counts = self.ask_inventory(scenario)
             ok = self.summarize(scenario, counts)
+            kept = self.args.keep
         finally:
-            self.timeline.stop()
-            self.stop_everything()
+            if not kept:
+                self.timeline.stop()
+                self.stop_everything()
         print(f"\nDemo {'passed' if ok else 'FAILED'} in {time.monotonic() - began:.0f}s.")
+        if kept:
+            self.tell_how_to_stop()
         return 0 if ok else 1
+
+    def start_console(self) -> None:
+        """The operations console over the demo's cluster (``--keep``)."""
+        import secrets
+
+        port = self.args.console_port
+        if not free(port):
+            port = free_port()
+        self.tokens = (secrets.token_urlsafe(18), secrets.token_urlsafe(18))
+        self.service("console", ["-m", "tidings", "console", "-f",
+                                 str(REPO / "topology.yaml"), "--port", str(port)],
+                     {"TIDINGS_CONSOLE_TOKEN": self.tokens[0],
+                      "TIDINGS_CONSOLE_VIEWER_TOKEN": self.tokens[1]})
+        if not wait_for_port(port, 60):
+            raise TidingsError(f"the console did not start listening on port {port}:\n"
+                               f"{self.processes['console'].tail()}")
+        self.ports["console"] = port
+        print(f"console at http://127.0.0.1:{port}/ (operator token {self.tokens[0]})")
+
+    def tell_how_to_stop(self) -> None:
+        step("Left running (--keep)")
+        port = self.ports["console"]
+        print(f"console:        http://127.0.0.1:{port}/\n"
+              f"operator token: {self.tokens[0]}\nviewer token:   {self.tokens[1]}")
+        for name, process in self.processes.items():
+            pid = process.process.pid if process.process else "?"
+            print(f"  {name:<14} pid {pid:<8} log {process.log}")
+        pids = " ".join(str(p.process.pid) for p in self.processes.values() if p.process)
+        print(f"Stop them with:  kill {pids}")
+        if self.started_broker:
+            print("and the broker with:  tidings dev down")
 
     def prepare(self) -> Topology:
         shutil.rmtree(self.work, ignore_errors=True)
@@ -452,7 +496,8 @@ class Demo:
             code = process.stop()
             if code not in (0, None, -15):
                 print(f"  {name} exited with {code}; see {process.log}")
-        if self.cluster is not None and self.started_broker and not self.args.keep_running:
+        if self.cluster is not None and self.started_broker and not (
+                self.args.keep_running or self.args.keep):
             step("Stopping the local Kafka broker")
             self.cluster.down()
 

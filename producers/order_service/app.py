@@ -122,8 +122,8 @@ class OrderService:
         store.create_tables(self.database)
         if self.settings.relay:
             producer = ReliableProducer(kafka_client_config(
-                None, self.topology.cluster.properties, self.topology.cluster.bootstrap_servers,
-                near=self.topology.root))
+                None, self.topology.cluster.client_properties,
+                self.topology.cluster.bootstrap_servers, near=self.topology.root))
             self.relay = OutboxRelay(self.database, producer)
             self.relay.start()
 

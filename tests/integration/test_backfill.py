@@ -266,3 +266,50 @@ def copy_with_one_kill(topology: Topology, group: str, topic: str,
     assert copied() < 3029, "the copier was killed mid-copy"
     return subprocess.Popen([*args, "--rate", "600"], env=env, cwd=topology.root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def test_a_backfill_split_over_two_copiers_one_killed_copies_and_applies_each_event_once(
+    tmp_path: Path, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    group = make_group(tmp_path)  # 3 partitions
+    with Publisher(group.topology, "order-service") as publisher:
+        ids = {d.event_id for d in publisher.publish_many([an_order() for _ in range(300)])}
+    replay_topic = f"{group.topic}.{group.name}.replay"
+    cluster = Cluster(group.topology)
+    with running(group.runtime(commit_interval=0.2)):
+        eventually(lambda: len(group.effects()) == 300, 30, "the live 300")
+        connection = sqlite_of(group.database_url)
+        connection.execute("DELETE FROM effects")
+        connection.close()
+        base = [sys.executable, "-m", "tidings", *replay_args(
+            group.topology, group.name, group.topic, "--yes", "--no-progress")]
+
+        def copier(share: str, rate: str) -> subprocess.Popen[bytes]:
+            return subprocess.Popen([*base, "--partitions", share, "--rate", rate],
+                                    cwd=tmp_path, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE)
+
+        first, second = copier("0", "200"), copier("1-2", "60")
+        try:
+            eventually(lambda: sum(cluster.watermarks(replay_topic, [1, 2])[p][1]
+                                   for p in (1, 2)) >= 20 or second.poll() is not None, 60,
+                       "the second share to copy")
+        finally:
+            second.send_signal(signal.SIGKILL)
+            second.wait(timeout=10)
+        assert second.returncode == -signal.SIGKILL, \
+            second.stderr.read().decode()[-2000:] if second.stderr else ""
+        resumed = copier("1-2", "400")
+        for process in (first, resumed):
+            assert process.wait(timeout=120) == 0, process.stderr.read().decode()[-2000:] \
+                if process.stderr else ""
+        eventually(lambda: len(group.effects()) >= 300, 60, "the backfill")
+        settle(lambda: len(group.effects()))
+    copies = read_all(kafka_bootstrap, replay_topic, expect=None)
+    copied = Counter(headers_of(m)["event-id"] for m in copies)
+    assert set(copied) == ids and set(copied.values()) == {1}, "each event copied once"
+    applied = Counter(e[0] for e in group.effects())
+    assert set(applied) == ids and set(applied.values()) == {1}
+    shares = {headers_of(m)["replay-id"] for m in copies}
+    assert len(shares) == 2, "two shares, each a replay of its own"

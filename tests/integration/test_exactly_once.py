@@ -89,6 +89,7 @@ consumers:
     handler: consumers.email:handle
     retry: [2s]
     concurrency: 2
+    transaction: event
 """
 
 
@@ -467,3 +468,137 @@ def test_sigterm_commits_exactly_what_was_handled_and_a_restart_does_the_rest(
     assert max(effects.values()) == 1
     print(f"\nSIGTERM after {len(handled)} events: exited in {took:.1f}s; "
           f"restart processed {processed:.0f}, skipped {duplicates:.0f} duplicates")
+
+
+# -- kill -9 in the middle of batches ----------------------------------------------------------
+
+LEDGER = '''
+"""Effects in ctx.db, one transaction per batch (the default): a ledger row per event."""
+
+
+def setup(connection, database):
+    connection.execute("CREATE TABLE IF NOT EXISTS ledger (event_id TEXT, customer TEXT, "
+                       "cents INTEGER)")
+    connection.execute("CREATE TABLE IF NOT EXISTS balance (customer TEXT PRIMARY KEY, "
+                       "cents INTEGER NOT NULL)")
+
+
+def handle(event, ctx):
+    ctx.db.execute(ctx.sql("INSERT INTO ledger VALUES (?, ?, ?)"),
+                   (ctx.event_id, event.customer_id, event.total_cents))
+    ctx.db.execute(ctx.sql(
+        "INSERT INTO balance VALUES (?, ?) ON CONFLICT (customer) "
+        "DO UPDATE SET cents = cents + excluded.cents"), (event.customer_id, event.total_cents))
+'''
+
+LEDGER_TOPOLOGY = """\
+name: it-{p}
+defaults: {{partitions: 6, replication_factor: 1}}
+topics:
+  {p}orders: {{}}
+events:
+  order.created:
+    topic: {p}orders
+    schema: schemas/order.created.v2.avsc
+    key: order_id
+    model: schemas:OrderCreated
+producers:
+  order-service: {{publishes: [order.created]}}
+consumers:
+  {p}ledger:
+    subscribes: [order.created]
+    handler: {module}:handle
+    retry: [1s]
+    concurrency: 2
+"""
+
+
+def test_kill_9_in_the_middle_of_batches_of_10000_events_with_duplicates_and_poison(
+    tmp_path: Path, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from confluent_kafka import Producer
+
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    prefix = f"t{uuid.uuid4().hex[:8]}-"
+    shutil.copytree(REPO / "schemas", tmp_path / "schemas",
+                    ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    module = f"ledger_{prefix.strip('-')}"
+    (tmp_path / f"{module}.py").write_text(LEDGER)
+    path = tmp_path / "topology.yaml"
+    path.write_text(LEDGER_TOPOLOGY.format(p=prefix, module=module))
+    topology = load_topology(path, check_imports=False)
+    view = sync.connect(topology)
+    sync.apply(view, sync.plan(view))
+    group, topic = f"{prefix}ledger", f"{prefix}orders"
+    database = tmp_path / "ledger.db"
+    rng = random.Random(10_000)
+    orders = [an_order(customer_id=f"c-{rng.randrange(300)}", total_cents=price,
+                       items=[LineItem(sku="SKU-1", quantity=1, unit_price_cents=price)])
+              for price in (rng.randrange(100, 50_000) for _ in range(10_000))]
+    expected: Counter[str] = Counter()
+    for order in orders:
+        expected[order.customer_id] += order.total_cents
+    raw = Producer({"bootstrap.servers": kafka_bootstrap, "enable.idempotence": True})
+    kills_done = threading.Event()
+    deliveries: list[Delivery] = []
+    poison = duplicates = 0
+
+    def publish_while_killed() -> None:
+        # Paced (~2,500/s), the last fifth held back until the kills have landed: however
+        # fast the service, every kill comes while batches are being handled.
+        nonlocal poison, duplicates
+        with Publisher(topology, "order-service") as publisher:
+            for start in range(0, len(orders), 250):
+                if start >= 8_000:
+                    kills_done.wait(timeout=300)
+                prepared = [publisher.prepare(o) for o in orders[start:start + 250]]
+                chunk = publisher.send_all(prepared)
+                deliveries.extend(chunk)
+                # Byte-for-byte copies of a few, and some poison, mixed into the stream.
+                for index in rng.sample(range(len(chunk)), 5):
+                    copy = prepared[index]
+                    raw.produce(topic, copy.value, key=copy.key, headers=copy.headers,
+                                partition=chunk[index].partition)
+                    duplicates += 1
+                if start % 1000 == 0:
+                    raw.produce(topic, b"\xc3\x01 not an event", key=b"poison")
+                    poison += 1
+                assert raw.flush(30) == 0
+                time.sleep(0.1)
+
+    def progress() -> int:
+        return count_rows(database, "SELECT COUNT(*) FROM ledger")
+
+    publisher_thread = threading.Thread(target=publish_while_killed, daemon=True)
+    with fleet(tmp_path, kafka_bootstrap) as processes:
+        chaos = Chaos("ledger", lambda: processes.start(group, path, f"sqlite:///{database}"),
+                      progress, thresholds=sorted(rng.sample(range(1_000, 7_000), 3)),
+                      total=10_000)
+        chaos.begin()
+        publisher_thread.start()
+        deadline = time.monotonic() + 240
+        while len(chaos.kills) < 3:
+            assert time.monotonic() < deadline, chaos.kills
+            chaos.step(processes, min_progress=300)
+            time.sleep(0.02)
+        kills_done.set()
+        publisher_thread.join(timeout=300)
+        assert chaos.run is not None
+        wait_until(lambda: progress() >= 10_000, 180, "every event applied", [chaos.run])
+        time.sleep(2)  # a stray second application would show up now
+        code, _ = processes.terminate(chaos.run, 60)
+        assert code == 0, chaos.run.text()[-3000:]
+
+    applied = Counter(r[0] for r in rows(database, "SELECT event_id FROM ledger"))
+    assert chaos.mid_processing >= 3, chaos.summary()
+    assert [i for i, n in applied.items() if n > 1] == [], "an event applied twice"
+    assert set(applied) == {d.event_id for d in deliveries}
+    assert dict(rows(database, "SELECT customer, cents FROM balance")) == expected
+    dead = read_all(kafka_bootstrap, f"{topic}.{group}.dlq", expect=None)
+    places = {(headers_of(m)["original-partition"], headers_of(m)["original-offset"])
+              for m in dead}
+    assert len(places) == poison, "every poison message dead-lettered"
+    print(f"\nbatched: {chaos.summary()}; {len(deliveries)} events + {duplicates} byte-for-byte "
+          f"duplicates + {poison} poison; applied once each; DLQ {len(dead)} letters for "
+          f"{len(places)} poison messages")
+

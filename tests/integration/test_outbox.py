@@ -25,6 +25,16 @@ pytestmark = pytest.mark.integration
 
 
 
+def sent_rows(url: str) -> int:
+    connection = open_database(url).connect()
+    try:
+        row = connection.execute("SELECT COUNT(*) FROM tidings_outbox "
+                                 "WHERE sent_at_ms IS NOT NULL").fetchone()
+        return int(row[0])
+    finally:
+        connection.close()
+
+
 def pending_rows(url: str) -> int:
     database = open_database(url)
     connection = database.connect()
@@ -64,14 +74,16 @@ def test_relay_killed_repeatedly_loses_no_event(
                 time.sleep(max(0.0, began + (index + 1) / 1000 - time.monotonic()))
 
     relay_command = [sys.executable, "-m", "tidings", "outbox", "relay", "--database", url,
-                     "-f", str(shop.topology.path), "--batch-size", "200"]
+                     "-f", str(shop.topology.path)]
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
     # A file, not a pipe nobody reads: a chatty relay must never block on its stderr.
     relay_log = (tmp_path / "relay.log").open("ab")
 
-    def start_relay() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(relay_command, env=env, stdout=subprocess.DEVNULL,
-                                stderr=relay_log)
+    def start_relay(batch_size: int = 20) -> subprocess.Popen[bytes]:
+        # Small batches while it is being killed: each waits for the broker's acks, so the
+        # relay works through its backlog for a while instead of in one gulp.
+        return subprocess.Popen([*relay_command, "--batch-size", str(batch_size)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=relay_log)
 
     three_kills_mid_relay = threading.Event()
     writer = threading.Thread(target=write_orders)
@@ -81,25 +93,25 @@ def test_relay_killed_repeatedly_loses_no_event(
     rng = random.Random(7)
     try:
         while writer.is_alive() or kills < 3:
-            before = pending_rows(url)
+            sent_before = sent_rows(url)
             relay = start_relay()
-            # Kill once it has relayed something (its start-up time varies with the
-            # machine's load), then at a random moment of its work.
-            def progressed(b: int = before, r: subprocess.Popen[bytes] = relay) -> bool:
-                return pending_rows(url) < b or b == 0 or r.poll() is not None
-
-            eventually(progressed, 60, "the relay to make progress")
-            time.sleep(rng.uniform(0.0, 0.5))
+            # Kill it a few batches into its work (it starts on the backlog that built up
+            # while no relay ran, however long its start-up took on a loaded machine).
+            wanted = sent_before + rng.randint(1, 60)
+            deadline = time.monotonic() + 60
+            while sent_rows(url) < wanted and relay.poll() is None:
+                assert time.monotonic() < deadline, "the relay made no progress in 60 s"
+                time.sleep(0.005)
             relayed = relay.poll() is None
             relay.send_signal(signal.SIGKILL)
             relay.wait()
             kills += 1
-            # Mid-relay: it was relaying (it had made progress) and rows were still waiting.
-            killed_mid_relay += relayed and before > 0 and pending_rows(url) > 0
+            # Mid-relay: it was relaying (it had sent rows) and rows were still waiting.
+            killed_mid_relay += relayed and pending_rows(url) > 0
             if killed_mid_relay >= 3:
                 three_kills_mid_relay.set()
         writer.join()
-        relay = start_relay()
+        relay = start_relay(500)
         eventually(lambda: pending_rows(url) == 0, 120, "the outbox to drain")
     finally:
         relay.send_signal(signal.SIGTERM)

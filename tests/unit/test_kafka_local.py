@@ -166,7 +166,7 @@ def test_taken_port_is_a_one_line_error(listening_port: int) -> None:
 
 
 def test_up_checks_ports_before_starting_anything(
-    tmp_path: Path, listening_port: int, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def fail(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("must not get this far")
@@ -174,10 +174,15 @@ def test_up_checks_ports_before_starting_anything(
     monkeypatch.setattr("tidings.kafka_local.cluster.ensure_kafka_libs", fail)
     monkeypatch.setattr("tidings.kafka_local.cluster.find_java", fail)
     monkeypatch.setattr("subprocess.Popen", fail)
-    # The taken port is node 2's client port of a 3-node cluster.
-    cluster = LocalCluster(tmp_path / "state", brokers=3, base_port=listening_port - 2)
-    with pytest.raises(TidingsError, match=f"port {listening_port} is already in use"):
-        cluster.up()
+    # The taken port is node 2's client port of a 3-node cluster (the ports before it
+    # are free, so it is the first one the check finds taken).
+    base = find_free_base_port(6)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", base + 2))
+        taken.listen()
+        cluster = LocalCluster(tmp_path / "state", brokers=3, base_port=base)
+        with pytest.raises(TidingsError, match=f"port {base + 2} is already in use"):
+            cluster.up()
     assert not list((tmp_path / "state").glob("node*.pid"))
 
 

@@ -7,6 +7,7 @@ import json
 from tidings.dlq.history import REDRIVE_HISTORY, class_matches, history_of, redrive_headers
 from tidings.dlq.letters import DeadLetter
 from tidings.dlq.redrive import RedriveFilter
+from tidings.dlq.select import LetterFilter
 
 DEAD = [
     ("event-id", b"e-1"), ("event-type", b"order.created"), ("traceparent", b"00-ab-cd-01"),
@@ -66,4 +67,4 @@ def test_events_redriven_too_often_are_held_back_unless_forced() -> None:
     assert selection.verdict(letter(1)) == "redrive"
     assert selection.verdict(letter(2)) == "held"
     assert RedriveFilter(max_redrives=2, force=True).verdict(letter(5)) == "redrive"
-    assert RedriveFilter(error_class="KeyError").verdict(letter(0)) == "other"
+    assert RedriveFilter(LetterFilter(error_class="KeyError")).verdict(letter(0)) == "other"

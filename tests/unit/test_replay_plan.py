@@ -211,3 +211,14 @@ def test_progress_on_a_log_prints_lines_not_carriage_returns() -> None:
     progress.finish()
     assert "\r" not in stream.getvalue()
     assert stream.getvalue().splitlines()[-1].startswith("[" + "#" * 24 + "] 3/3")
+
+
+def test_partition_shares_parse_and_print_as_ranges() -> None:
+    from tidings.replay import ReplayError, parse_partitions, share_text
+
+    assert parse_partitions("0-3,7") == (0, 1, 2, 3, 7)
+    assert parse_partitions("5") == (5,)
+    assert share_text([0, 1, 2, 3, 7, 9, 10]) == "0-3,7,9-10"
+    for bad in ("a", "3-1", "-1", "1,,2"):
+        with pytest.raises(ReplayError, match="--partitions"):
+            parse_partitions(bad)

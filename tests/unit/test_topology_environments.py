@@ -14,7 +14,7 @@ import yaml
 from tidings.cli import main
 from tidings.errors import ConfigError
 from tidings.settings import kafka_client_config
-from tidings.topology import TopologyInvalid, load_topology, model
+from tidings.topology import TopologyInvalid, environments, load_topology, model
 from tidings.topology import load as load_module
 from tidings.topology.load import load_environments, resolve_file
 
@@ -251,26 +251,29 @@ def test_validate_names_every_environment_it_checked() -> None:
 def test_a_section_added_to_the_model_can_be_overridden_per_environment(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The deploy: section (Kubernetes settings per service) is built elsewhere; any
-    # section the model registers is overridable with no change to environments.py.
-    class DeploySpec(model._Strict):
+    # Any section the model registers is overridable with no change to environments.py;
+    # here a hypothetical one keyed by service (the real deploy: section has its own test
+    # in test_deploy_section.py).
+    class PlacementSpec(model._Strict):
         replicas: int = 1
 
-    monkeypatch.setitem(model.SECTION_ENTRY_MODELS, "deploy", DeploySpec)
-    monkeypatch.setattr(load_module, "TOP_LEVEL_KEYS", (*model.TOP_LEVEL_KEYS, "deploy"))
-    text = textwrap.dedent(BASE).replace("environments:\n", "deploy:\n  inventory:\n"
+    monkeypatch.setitem(model.SECTION_ENTRY_MODELS, "placement", PlacementSpec)
+    monkeypatch.setitem(environments.OVERRIDE_NAMES, "placement",
+                        ("placement", "producers", "consumers"))
+    monkeypatch.setattr(load_module, "TOP_LEVEL_KEYS", (*model.TOP_LEVEL_KEYS, "placement"))
+    text = textwrap.dedent(BASE).replace("environments:\n", "placement:\n  inventory:\n"
                                          "    replicas: 2\nenvironments:\n")
-    text += "    deploy:\n      inventory: {replicas: 6}\n      shop: {replicas: 3}\n"
+    text += "    placement:\n      inventory: {replicas: 6}\n      shop: {replicas: 3}\n"
     path = write(workdir, text)
     load_topology(path, env="prod")
     resolved = resolve_file(path, "prod")
-    assert resolved.data["deploy"] == {"inventory": {"replicas": 6}, "shop": {"replicas": 3}}
-    assert resolved.lines[("deploy", "inventory", "replicas")] == \
+    assert resolved.data["placement"] == {"inventory": {"replicas": 6}, "shop": {"replicas": 3}}
+    assert resolved.lines[("placement", "inventory", "replicas")] == \
         line_of(text, "inventory: {replicas: 6}")
-    # A service, not just an entry of deploy:, may be named; an unknown one may not.
+    # A service, not just an entry of placement:, may be named; an unknown one may not.
     broken = text.replace("shop: {replicas: 3}", "shoop: {replicas: 3}")
     found = problems_of(write(workdir, broken), env="prod")
-    assert any("overrides deploy 'shoop', which is not declared under deploy or producers "
+    assert any("overrides placement 'shoop', which is not declared under placement or producers "
                "or consumers" in m for _, m in found), found
 
 

@@ -136,6 +136,12 @@ INVALID = [
     pytest.param("    retry: [10s, 1m]\n", "    retry: [10s, 1m]\n    start_from: yesterday\n", 20,
                  "start_from 'yesterday': use earliest, latest or an ISO 8601 time",
                  id="bad-start-from"),
+    pytest.param("    retry: [10s, 1m]\n", "    retry: [10s, 1m]\n    transaction: per-row\n", 20,
+                 "consumers.inventory.transaction: Input should be 'batch' or 'event'",
+                 id="bad-transaction-mode"),
+    pytest.param("    retry: [10s, 1m]\n",
+                 "    retry: [10s, 1m]\n    transaction: event\n    batch: {max_events: 5}\n", 16,
+                 "transaction: event does not go with batch:", id="event-transactions-in-batches"),
     pytest.param("events:\n", "  orders.inventory.dlq: {}\nevents:\n", 17,
                  "topic 'orders.inventory.dlq' (dead letters of inventory) clashes with the topic "
                  "of the same name (declared)", id="derived-name-clash"),

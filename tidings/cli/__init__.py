@@ -19,7 +19,9 @@ from tidings.errors import TidingsError
 
 def build_parser() -> argparse.ArgumentParser:
     from tidings.cli import (
+        console_cmd,
         demo,
+        deploy_cmd,
         dev,
         dlq_cmd,
         publish_cmd,
@@ -37,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in (dev, topology_cmd, schemas_cmd, publish_cmd, run_cmd, schedule_cmd,
-                   replay_cmd, dlq_cmd, demo):
+                   replay_cmd, dlq_cmd, console_cmd, demo, deploy_cmd):
         module.register(sub)
     return parser
 

@@ -23,7 +23,9 @@ def register(sub: Any) -> None:
                             add_help=False)
     parser.add_argument("-f", "--file", type=Path, default=None, help="the topology file")
     parser.add_argument("demo_args", nargs=argparse.REMAINDER,
-                        help="passed to the demo: --orders N, --timeout S, --keep-running")
+                        help="passed to the demo: --orders N, --timeout S, --keep (everything "
+                             "left running with the console open), --keep-running (the "
+                             "broker only)")
     parser.set_defaults(func=cmd_demo)
 
 

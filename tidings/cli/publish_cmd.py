@@ -116,7 +116,7 @@ def cmd_relay(args: argparse.Namespace) -> int:
     topology = _topology(args)
     database = open_database(args.database)
     producer = ReliableProducer(kafka_client_config(
-        None, topology.cluster.properties, topology.cluster.bootstrap_servers,
+        None, topology.cluster.client_properties, topology.cluster.bootstrap_servers,
         near=topology.root))
     relay = OutboxRelay(database, producer, batch_size=args.batch_size)
     stop = threading.Event()

@@ -7,17 +7,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tidings.audit import recorded
 from tidings.cli._durations_arg import accept_negative_durations
 from tidings.cli._environment_arg import add_env_argument
 from tidings.errors import TidingsError
 from tidings.replay import (
+    Cluster,
     Mode,
     ReplayRequest,
     execute_replay,
     execute_undo,
+    parse_partitions,
     plan_replay,
     plan_undo,
 )
+from tidings.replay.progress import TextBar
 from tidings.settings import Settings
 from tidings.topology import Topology, load_topology
 
@@ -40,6 +44,9 @@ def register(sub: Any) -> None:
                              "or a bounded range")
     parser.add_argument("--reprocess", action="store_true",
                         help="run the handler again even for events it already applied")
+    parser.add_argument("--partitions", default=None, metavar="LIST",
+                        help="copy only these partitions (e.g. 0-5 or 0,2,4): one share of a "
+                             "large backfill; run one copier per share, on any machines")
     parser.add_argument("--rate", type=float, default=None, metavar="EVENTS/S",
                         help="copy at most this many events per second on average")
     parser.add_argument("--execute", "--yes", "-y", dest="execute", action="store_true",
@@ -66,7 +73,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise TidingsError("replay needs --topic and --from (e.g. --topic orders --from -1h)")
     plan = plan_replay(topology, ReplayRequest(
         group=args.group, topic=args.topic, start=args.start, end=args.end,
-        mode=args.mode, reprocess=args.reprocess))
+        mode=args.mode, reprocess=args.reprocess,
+        partitions=parse_partitions(args.partitions) if args.partitions else None))
     print(plan.render(), flush=True)
     if plan.empty:
         return 0
@@ -74,8 +82,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print("Dry run: nothing changed. Add --execute (or --yes) to replay.")
         return 0
     try:
-        result = execute_replay(plan, topology, rate=args.rate,
-                                show_progress=not args.no_progress)
+        with recorded(Cluster(topology), action="replay", target=plan.group,
+                      plan=plan.render()) as outcome:
+            result = execute_replay(plan, topology, rate=args.rate, show_progress=False,
+                                    on_progress=None if args.no_progress else TextBar())
+            outcome.append(f"{result.mode.value}: {result.events} event(s) "
+                           f"(replay {result.replay_id})")
     except KeyboardInterrupt:
         print(f"tidings: replay {plan.replay_id} interrupted; run the same command again "
               "to resume it (nothing is copied twice)", file=sys.stderr)
@@ -96,6 +108,9 @@ def _undo(args: argparse.Namespace, topology: Topology) -> int:
     if not args.execute:
         print("Dry run: nothing changed. Add --execute (or --yes) to restore these offsets.")
         return 0
-    moved = execute_undo(plan, topology)
+    with recorded(Cluster(topology), action="replay.undo", target=plan.group,
+                  plan=plan.render()) as outcome:
+        moved = execute_undo(plan, topology)
+        outcome.append(f"restored {moved} partition(s) of {plan.topic}")
     print(f"Restored the offsets of group {plan.group} on {plan.topic} ({moved} partition(s)).")
     return 0

@@ -58,7 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         port = int(os.environ["TIDINGS_METRICS_PORT"])
     runtime = ConsumerRuntime(
         setup,
-        kafka_client_config(None, topology.cluster.properties,
+        kafka_client_config(None, topology.cluster.client_properties,
                             topology.cluster.bootstrap_servers,
                             near=topology.root),
         RuntimeOptions(concurrency=args.concurrency, metrics_port=port,

@@ -9,8 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tidings.audit import recorded
 from tidings.cli._environment_arg import add_env_argument
 from tidings.errors import TidingsError
+from tidings.replay.cluster import Cluster
 from tidings.settings import Settings
 from tidings.topology import Topology, load_topology, sync
 from tidings.topology.diff import diff_against_ref, schema_changes_against_ref
@@ -28,7 +30,7 @@ from tidings.topology.show import render_resolved
 from tidings.topology.source import Problem
 
 _MARK = {"create": "+", "add-partitions": "~", "set-config": "~", "unset-config": "~",
-         "delete": "-"}
+         "delete": "-", "set-partitioner": "~"}
 FORMATS = ("text", "markdown", "json")
 
 
@@ -221,7 +223,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
         if answer.strip().lower() not in ("y", "yes"):
             print("Nothing applied.")
             return 1
-    result = sync.apply(view, the_plan)
+    with recorded(Cluster(topology), action="topology.apply", target=topology.name,
+                  plan=render_plan(the_plan, view)) as outcome:
+        result = sync.apply(view, the_plan)
+        outcome.append(f"applied {len(result.done)} change(s)")
     print(f"Applied {len(result.done)} change(s).")
     return 0
 

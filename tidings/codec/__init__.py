@@ -17,6 +17,7 @@ from tidings.codec.errors import (
     DecodeError,
     EncodeError,
     RegistryUnavailable,
+    SchemaRejected,
     TruncatedPayload,
     UnexpectedEvent,
     UnknownSchema,
@@ -41,9 +42,13 @@ class Codec(Protocol):
 
 
 def codec_for(declared: Sequence[DeclaredEvent], registry_url: str | None = None,
-              catalogue: SchemaCatalogue | None = None) -> Codec:
+              catalogue: SchemaCatalogue | None = None, *,
+              auto_register: bool = False) -> Codec:
     """The codec for the declared events: the registry's when ``registry_url`` (the
-    topology's ``cluster.schema_registry_url``) is set, single-object encoding otherwise."""
+    topology's ``cluster.schema_registry_url``) is set, single-object encoding otherwise.
+
+    ``auto_register`` registers a writer schema on its first use; without it the schema
+    must have been registered (``tidings schemas register``)."""
     if catalogue is None:
         catalogue = SchemaCatalogue.from_events(declared)
     url = registry_url
@@ -52,8 +57,18 @@ def codec_for(declared: Sequence[DeclaredEvent], registry_url: str | None = None
         # Our topics carry several event types (orders: created and cancelled), so one
         # subject per topic would make the registry check one event against another.
         return RegistryCodec.from_url(catalogue, url, topics=topics,
-                                      subject_strategy="topic_record")
+                                      subject_strategy="topic_record",
+                                      auto_register=auto_register)
     return SingleObjectCodec(catalogue)
+
+
+def schema_header(codec: object, catalogue: SchemaCatalogue, event: str) -> str:
+    """The ``schema`` header of ``event``: its writer's registry id where ``codec`` has a
+    registry, else the writer's CRC-64-AVRO fingerprint in hex."""
+    header = getattr(codec, "schema_header", None)
+    if callable(header):
+        return str(header(event))
+    return catalogue.writer(event).fingerprint.hex()
 
 
 __all__ = [
@@ -67,6 +82,7 @@ __all__ = [
     "RegistryCodec",
     "RegistryUnavailable",
     "SchemaCatalogue",
+    "SchemaRejected",
     "SchemaVersion",
     "SingleObjectCodec",
     "TruncatedPayload",
@@ -75,4 +91,5 @@ __all__ = [
     "WrongMagic",
     "codec_for",
     "fingerprint",
+    "schema_header",
 ]

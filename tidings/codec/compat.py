@@ -96,11 +96,13 @@ def version_gaps(found: Mapping[int, Path]) -> list[str]:
     return [f"versions must be numbered v1, v2, ... without gaps; missing {listed}"]
 
 
-def compatibility_problems(versions: Mapping[int, Mapping[str, Any]], mode: str) -> list[str]:
+def compatibility_problems(versions: Mapping[int, Mapping[str, Any]], mode: str,
+                           only: int | None = None) -> list[str]:
     """Why some version pair breaks ``mode``; one line per broken field.
 
     ``versions`` maps version numbers to schema JSON. Every version is checked against
-    every earlier one.
+    every earlier one; with ``only``, just version ``only`` against the earlier ones
+    (what a registry checks when that version is registered).
     """
     if mode == "NONE":
         return []
@@ -116,6 +118,8 @@ def compatibility_problems(versions: Mapping[int, Mapping[str, Any]], mode: str)
             problems.append(f"v{number} is not a valid Avro schema: {exc}")
     numbers = sorted(parsed)
     for index, newer in enumerate(numbers):
+        if only is not None and newer != only:
+            continue
         for older in numbers[:index]:
             if mode in ("BACKWARD", "FULL"):
                 problems.extend(_pair(parsed, reader=newer, writer=older, mode=mode))

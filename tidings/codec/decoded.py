@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decoded:
-    """A decoded payload: which event, which version wrote it, and the record.
+    """A decoded payload: which event, which version wrote it, and the record (made
+    for every consumed event, so not frozen: a frozen dataclass costs more to build).
 
     ``record`` is shaped by the *reader* schema (``reader_version``), so a consumer
     sees the fields it knows whatever version the publisher used.

@@ -47,5 +47,10 @@ class EncodeError(ValueError):
     """A record could not be encoded: a bug in the publishing code, never a data error."""
 
 
+class SchemaRejected(EncodeError, TidingsError):
+    """The registry refused a writer schema (incompatible with what it holds), or does
+    not hold it and registering on publish is off. A user's fix, not a code bug."""
+
+
 class RegistryUnavailable(TidingsError):
     """The schema registry could not be asked; retrying later may succeed."""

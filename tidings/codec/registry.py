@@ -1,21 +1,27 @@
 """Confluent Schema Registry wire format: magic byte ``0``, 4-byte big-endian schema id, body.
 
-Used when ``cluster.schema_registry_url`` is set in topology.yaml. Schemas are
-registered (or looked up) under ``<topic>-value`` subjects through confluent-kafka's
-:class:`~confluent_kafka.schema_registry.SchemaRegistryClient`; a ``mock://`` URL
-selects confluent-kafka's in-memory client, which is what the unit tests use (there
-is no registry server in the test environment).
+Used when ``cluster.schema_registry_url`` is set in topology.yaml. Schemas are looked
+up (or, with ``auto_register``, registered) through confluent-kafka's
+:class:`~confluent_kafka.schema_registry.SchemaRegistryClient`, against any
+Confluent-compatible registry (the integration tests run Apicurio Registry's
+``/apis/ccompat/v7``); a ``mock://`` URL selects confluent-kafka's in-memory client.
 
 A topic that carries several event types (``orders`` carries order.created and
-order.cancelled) needs ``subject_strategy="topic_record"`` against a real registry:
-under ``<topic>-value`` the registry would check order.cancelled for compatibility
-with order.created and refuse it.
+order.cancelled) needs ``subject_strategy="topic_record"``, subjects named
+``<topic>-<record full name>`` (Confluent's TopicRecordNameStrategy): under
+``<topic>-value`` the registry would check order.cancelled for compatibility with
+order.created and refuse it. The topology's codec always uses it.
+
+A consumer reads by registry id: the id in each payload names the writer schema,
+which is matched to a schema file of the topology by its canonical fingerprint.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import struct
+import warnings
 from collections.abc import Mapping
 from io import BytesIO
 from typing import Any, Literal
@@ -26,6 +32,7 @@ from tidings.codec.decoded import Decoded
 from tidings.codec.errors import (
     EncodeError,
     RegistryUnavailable,
+    SchemaRejected,
     TruncatedPayload,
     UnknownSchema,
     WrongMagic,
@@ -54,7 +61,10 @@ class RegistryCodec:
         ``topics`` maps each event to its topic, so that :meth:`encode` can be called
         without one. With ``auto_register`` false, schemas must already be registered."""
         if isinstance(client, str):
+            self.url: str | None = client
             client = make_client(client)
+        else:
+            self.url = None
         self.catalogue = catalogue
         self.client = client
         self.topics = dict(topics or {})
@@ -69,13 +79,28 @@ class RegistryCodec:
         cls, catalogue: SchemaCatalogue, url: str, **options: Any
     ) -> RegistryCodec:
         """A codec talking to the registry at ``url`` (``mock://name`` for the in-memory one)."""
-        return cls(catalogue, make_client(url), **options)
+        return cls(catalogue, url, **options)
 
     def subject(self, topic: str, writer: SchemaVersion) -> str:
         """The registry subject that ``writer`` is registered under for ``topic``."""
         if self.subject_strategy == "topic_record":
-            return f"{topic}-{_full_name(writer.raw)}"
+            return record_subject(topic, writer)
         return f"{topic}-value"
+
+    def schema_id(self, event: str, topic: str | None = None) -> int:
+        """The registry id of ``event``'s writer schema on ``topic`` (default: its
+        topic), looked up or registered on the first call."""
+        topic = topic or self.topics.get(event)
+        if topic is None:
+            raise EncodeError(f"no topic given for event {event!r} and none is known")
+        cached = self._ids.get((event, topic))
+        if cached is None:
+            cached = self._ids[(event, topic)] = self._schema_id(event, topic)
+        return int(HEADER.unpack(cached[1])[1])
+
+    def schema_header(self, event: str) -> str:
+        """The ``schema`` header value: the writer's registry id, in decimal."""
+        return str(self.schema_id(event))
 
     def encode(self, event: str, record: Mapping[str, Any], topic: str | None = None) -> bytes:
         """``record`` as bytes for ``topic`` (default: the event's topic in the topology).
@@ -124,19 +149,28 @@ class RegistryCodec:
             raise EncodeError(f"unknown event {event!r}") from None
         subject = self.subject(topic, writer)
         schema = Schema(json.dumps(writer.raw), "AVRO")
+        where = f" at {self.url}" if self.url else ""
         try:
             if self.auto_register:
                 schema_id = int(self.client.register_schema(subject, schema))
             else:
                 schema_id = int(self.client.lookup_schema(subject, schema).schema_id)
         except SchemaRegistryError as exc:
-            if exc.http_status_code in (404, 409, 422):
-                raise EncodeError(
-                    f"registry refused {writer.label} under subject {subject!r}: {exc}"
+            if exc.http_status_code == 404:
+                raise SchemaRejected(
+                    f"registry refused {writer.label}: it is not registered under subject "
+                    f"{subject!r}{where}; run `tidings schemas register`, or set "
+                    "cluster.auto_register_schemas: true to register on first publish"
                 ) from exc
-            raise RegistryUnavailable(f"schema registry: {exc}") from exc
+            if exc.http_status_code in (409, 422):
+                raise SchemaRejected(
+                    f"registry refused {writer.label} under subject {subject!r}{where}: "
+                    f"{registry_message(exc)}"
+                ) from exc
+            raise RegistryUnavailable(f"schema registry{where}: {exc}") from exc
         except Exception as exc:  # transport errors come from httpx and the OS
-            raise RegistryUnavailable(f"schema registry: {type(exc).__name__}: {exc}") from exc
+            raise RegistryUnavailable(
+                f"schema registry{where}: {type(exc).__name__}: {exc}") from exc
         self._writers[schema_id] = writer
         return writer, HEADER.pack(MAGIC, schema_id)
 
@@ -145,15 +179,17 @@ class RegistryCodec:
 
         if schema_id in self._unknown:
             raise UnknownSchema(self._unknown[schema_id])
+        where = f" at {self.url}" if self.url else ""
         try:
             registered = self.client.get_schema(schema_id)
         except SchemaRegistryError as exc:
             if exc.http_status_code == 404:
                 reason = f"registry has no schema id {schema_id}"
                 raise self._unknown_schema(schema_id, reason) from None
-            raise RegistryUnavailable(f"schema registry: {exc}") from exc
+            raise RegistryUnavailable(f"schema registry{where}: {exc}") from exc
         except Exception as exc:  # transport errors come from httpx and the OS
-            raise RegistryUnavailable(f"schema registry: {type(exc).__name__}: {exc}") from exc
+            raise RegistryUnavailable(
+                f"schema registry{where}: {type(exc).__name__}: {exc}") from exc
         if (registered.schema_type or "AVRO") != "AVRO":
             raise self._unknown_schema(
                 schema_id, f"schema id {schema_id} is {registered.schema_type}, not Avro"
@@ -182,9 +218,32 @@ class RegistryCodec:
 
 def make_client(url: str) -> Any:
     """A schema-registry client for ``url``; ``mock://...`` gives the in-memory client."""
-    from confluent_kafka.schema_registry import SchemaRegistryClient
+    with warnings.catch_warnings():
+        # authlib, imported by confluent-kafka's client, warns about its own httpx
+        # integration on import; that is not the user's business. Its module installs an
+        # "always" filter for its warnings when imported, so ours must come after it.
+        with contextlib.suppress(ImportError):
+            import authlib.deprecate  # type: ignore[import-untyped, unused-ignore]  # noqa: F401
+        warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+        from confluent_kafka.schema_registry import SchemaRegistryClient
 
     return SchemaRegistryClient.new_client({"url": url})
+
+
+def record_subject(topic: str, writer: SchemaVersion) -> str:
+    """``<topic>-<record full name>``: where ``writer`` is registered for ``topic``
+    (Confluent's TopicRecordNameStrategy, so each event type has its own history)."""
+    return f"{topic}-{_full_name(writer.raw)}"
+
+
+def registry_message(exc: Exception) -> str:
+    """The registry's own words from a ``SchemaRegistryError``, without the Java
+    exception class Apicurio puts in front of them."""
+    text = str(getattr(exc, "error_message", None) or exc)
+    head, sep, rest = text.partition(": ")
+    if sep and "." in head and " " not in head and head.endswith("Exception"):
+        text = rest
+    return " ".join(text.split())
 
 
 def _full_name(raw: Mapping[str, Any]) -> str:

@@ -49,6 +49,13 @@ class SingleObjectCodec:
         write_body(out, writer, record)
         return out.getvalue()
 
+    def schema_header(self, event: str) -> str:
+        """The ``schema`` header value: the writer's fingerprint, in hex."""
+        try:
+            return self._headers[event][0].fingerprint.hex()
+        except KeyError:
+            raise EncodeError(f"unknown event {event!r}") from None
+
     def decode(self, payload: bytes, reader: SchemaVersion | None = None) -> Decoded:
         """Decode ``payload``, reading it as ``reader`` (default: as written).
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tidings.codec import Codec, SchemaCatalogue, SchemaVersion, codec_for
+from tidings.codec import Codec, SchemaCatalogue, SchemaVersion
 from tidings.consumer.retry import RetryPolicy
 from tidings.db import Database
 from tidings.errors import ConfigError
@@ -86,8 +86,7 @@ def resolve_group(topology: Topology, group: str, database: Database) -> GroupSe
     return GroupSetup(
         topology=topology, group=group, spec=spec, database=database, handler=handler,
         setup_hook=setup_hook if callable(setup_hook) else None,
-        codec=codec_for(topology.declared_events(), topology.cluster.schema_registry_url,
-                        catalogue),
+        codec=topology.codec(catalogue),
         catalogue=catalogue, models=models,
         readers=readers, policy=RetryPolicy(group, spec.retry, spec.dlq),
         source_topic=source_topic, preparer=preparer,

@@ -114,6 +114,23 @@ class IdempotencyStore:
                 params += (group, scope, event_id, now)
         return params
 
+    def release(self, connection: Any, keys: Iterable[ClaimKey]) -> None:
+        """Drop claims made in the open transaction for events that will not run in it."""
+        by_scope: dict[str, list[str]] = {}
+        for scope, event_id in keys:
+            by_scope.setdefault(scope, []).append(event_id)
+        for scope, ids in by_scope.items():
+            if scope == LIVE:
+                connection.executemany(
+                    self.database.sql(f"DELETE FROM {TABLE} WHERE group_id = ? "
+                                      "AND event_id = ?"),
+                    [(self.group, event_id) for event_id in ids])
+            else:
+                connection.executemany(
+                    self.database.sql(f"DELETE FROM {REPLAY_TABLE} WHERE group_id = ? "
+                                      "AND replay_id = ? AND event_id = ?"),
+                    [(self.group, scope, event_id) for event_id in ids])
+
     def seen(self, connection: Any, event_ids: Iterable[str], scope: str = LIVE) -> set[str]:
         """Which of ``event_ids`` were already applied in ``scope``."""
         ids = list(dict.fromkeys(event_ids))

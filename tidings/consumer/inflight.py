@@ -1,12 +1,11 @@
-"""Which offsets are safe to commit while batches finish out of order.
+"""Which offsets are safe to commit while batches finish out of order, or in part.
 
-The poll loop hands each fetch to the workers as one *unit*: its events, split by key
-over the workers, with the position after the last accepted event of each partition.
-Workers finish their parts in any order; a partition's position may be committed only
-once every unit that holds events of it, and every unit before those, is done. So the
-ledger releases units in the order they were opened, and a partition's committable
-position is the end of the last released unit that touched it. Book-keeping is per
-unit and per partition, never per event.
+The poll loop hands each fetch to the workers in *parts*, one per worker (the fetch's
+events split by key). A worker reports, now and then, how far into its part it has
+got: the first ``done`` events are finished (handled, skipped or routed). A partition's
+position may be committed only up to its first unfinished event in any part, so per
+partition the ledger keeps, for every part still holding events of it, the offset of
+that part's first unfinished one; with none left, everything dispatched is done.
 """
 
 from __future__ import annotations
@@ -18,70 +17,104 @@ TP = tuple[str, int]
 
 
 @dataclass(slots=True)
-class _Unit:
-    ends: dict[TP, int]  # partition -> offset after its last accepted event in the unit
-    events: int
-    parts: int  # worker batches still running
+class _Part:
+    entries: list[tuple[TP, int]]  # (partition, offset) in the order the worker runs them
+    pending: dict[TP, deque[int]]  # per partition, its offsets not finished yet, in order
+    done: int
     opened_at: float
 
 
 @dataclass
 class InFlight:
-    """Units handed to workers and not yet finished, and what is safe to commit."""
+    """Parts handed to workers and not yet finished, and what is safe to commit."""
 
-    _units: dict[int, _Unit] = field(default_factory=dict)
-    _order: deque[int] = field(default_factory=deque)
+    _parts: dict[int, _Part] = field(default_factory=dict)
     _next_id: int = 0
-    _safe: dict[TP, int] = field(default_factory=dict)
-    #: Events in units not yet released (handed out, or done behind an unfinished one).
+    #: partition -> {part id: that part's first unfinished offset of the partition}
+    _firsts: dict[TP, dict[int, int]] = field(default_factory=dict)
+    #: partition -> the offset after the last one dispatched
+    _ends: dict[TP, int] = field(default_factory=dict)
+    #: Events handed out and not finished.
     events: int = 0
 
-    def open(self, ends: dict[TP, int], events: int, parts: int, now: float) -> int:
-        """Register a unit of ``events`` split into ``parts`` worker batches."""
-        unit_id = self._next_id
+    def open(self, entries: list[tuple[TP, int]], now: float) -> int:
+        """Register one worker's part: its events' partitions and offsets, in order."""
+        part_id = self._next_id
         self._next_id += 1
-        self._units[unit_id] = _Unit(ends, events, parts, now)
-        self._order.append(unit_id)
-        self.events += events
-        return unit_id
+        pending: dict[TP, deque[int]] = {}
+        for tp, offset in entries:
+            queue = pending.get(tp)
+            if queue is None:
+                pending[tp] = queue = deque()
+            queue.append(offset)
+        firsts, ends = self._firsts, self._ends
+        for tp, offsets in pending.items():
+            firsts.setdefault(tp, {})[part_id] = offsets[0]
+            end = offsets[-1] + 1
+            if end > ends.get(tp, -1):
+                ends[tp] = end
+        self._parts[part_id] = _Part(entries, pending, 0, now)
+        self.events += len(entries)
+        return part_id
 
-    def finished(self, unit_id: int) -> None:
-        """One worker batch of the unit is done (handled, skipped or routed)."""
-        unit = self._units.get(unit_id)
-        if unit is None:
-            return  # its partitions were revoked meanwhile
-        unit.parts -= 1
-        order, units, safe = self._order, self._units, self._safe
-        while order and units[order[0]].parts <= 0:
-            done = units.pop(order.popleft())
-            self.events -= done.events
-            safe.update(done.ends)
+    def progress(self, part_id: int, done: int) -> None:
+        """The first ``done`` events of the part are finished."""
+        part = self._parts.get(part_id)
+        if part is None or done <= part.done:
+            return  # its partitions were revoked meanwhile, or nothing new
+        done = min(done, len(part.entries))
+        firsts = self._firsts
+        if done == len(part.entries):  # the common case: the whole part at once
+            for tp, queue in part.pending.items():
+                self.events -= len(queue)
+                segments = firsts.get(tp)
+                if segments is not None:
+                    segments.pop(part_id, None)
+            del self._parts[part_id]
+            return
+        for index in range(part.done, done):
+            tp = part.entries[index][0]
+            left = part.pending.get(tp)
+            if left:
+                left.popleft()
+                self.events -= 1
+                segments = firsts.get(tp)
+                if segments is not None:
+                    if left:
+                        segments[part_id] = left[0]
+                    else:
+                        segments.pop(part_id, None)
+        part.done = done
 
     def committable(self) -> dict[TP, int]:
-        """Per partition, the offset to commit: every event below it is done."""
-        return dict(self._safe)
+        """Per partition, the offset to commit: every event below it is finished."""
+        return {tp: min(segments.values()) if (segments := self._firsts.get(tp)) else end
+                for tp, end in self._ends.items()}
 
     def oldest_opened(self) -> float | None:
-        """When the oldest unfinished unit was handed out."""
-        return self._units[self._order[0]].opened_at if self._order else None
+        """When the oldest unfinished part was handed out."""
+        return min((p.opened_at for p in self._parts.values()), default=None)
 
     def touches(self, partitions: set[TP]) -> bool:
-        """True while an unreleased unit holds events of any of ``partitions``."""
-        return any(not partitions.isdisjoint(unit.ends) for unit in self._units.values())
+        """True while a part holds unfinished events of any of ``partitions``."""
+        return any(self._firsts.get(tp) for tp in partitions)
 
     def forget(self, partitions: set[TP]) -> None:
-        """Drop what is known of revoked partitions (their units are finished or lost)."""
+        """Drop what is known of revoked partitions (their parts are finished or lost)."""
         for tp in partitions:
-            self._safe.pop(tp, None)
-        if not partitions:
-            return
-        for unit in self._units.values():
+            self._firsts.pop(tp, None)
+            self._ends.pop(tp, None)
+        for part_id, part in list(self._parts.items()):
             for tp in partitions:
-                unit.ends.pop(tp, None)
+                left = part.pending.pop(tp, None)
+                if left:
+                    self.events -= len(left)
+            if not part.pending:
+                del self._parts[part_id]
 
     def clear(self) -> None:
         """Forget everything (the consumer is closing)."""
-        self._units.clear()
-        self._order.clear()
-        self._safe.clear()
+        self._parts.clear()
+        self._firsts.clear()
+        self._ends.clear()
         self.events = 0

@@ -7,7 +7,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -126,7 +126,26 @@ class ConsumerMetrics:
                          ["group", "topic", "partition"], registry=self.registry)
         self.in_flight = Gauge("tidings_events_in_flight", "Events handed out, not finished",
                                ["group"], registry=self.registry)
+        self.members = Gauge("tidings_group_members",
+                             "Members the broker lists in this consumer group (as this "
+                             "instance last saw it; 0: the group is empty)",
+                             ["group"], registry=self.registry)
+        self._health_watched = False
         self.registry.register(_HotCollector(self))
+
+    def watch(self, health: HealthState) -> None:
+        """Export ``health`` as gauges read at scrape time: how long the oldest in-flight
+        event has been in its handler, and how long since the poll loop last turned."""
+        if self._health_watched:
+            return
+        self._health_watched = True
+        Gauge("tidings_handler_oldest_seconds",
+              "Seconds the oldest in-flight event has been in its handler (0: none)",
+              ["group"], registry=self.registry).labels(self.group).set_function(
+            lambda: health.oldest_age())
+        Gauge("tidings_poll_age_seconds", "Seconds since the poll loop last turned",
+              ["group"], registry=self.registry).labels(self.group).set_function(
+            lambda: time.monotonic() - health.last_poll)
 
     def worker_stats(self) -> WorkerStats:
         """A new :class:`WorkerStats` for one thread, included in every scrape."""
@@ -155,6 +174,11 @@ class HealthState:
     def polled(self) -> None:
         self.last_poll = time.monotonic()
 
+    def oldest_age(self) -> float:
+        """Seconds the oldest in-flight event has been in its handler (0 when none is)."""
+        oldest = self.oldest_in_flight()
+        return 0.0 if oldest is None else max(0.0, time.monotonic() - oldest)
+
     def problems(self) -> list[str]:
         now = time.monotonic()
         found = []
@@ -169,14 +193,18 @@ class HealthState:
 
 
 class Renders(Protocol):
-    """Anything with a Prometheus text rendering (consumer or scheduler metrics)."""
+    """Metrics a service serves (consumer or scheduler): their text, and the health
+    gauges they export."""
 
     def render(self) -> bytes: ...
+
+    def watch(self, health: HealthState) -> None: ...
 
 
 def serve_metrics(metrics: Renders, health: HealthState, port: int,
                   host: str = "0.0.0.0") -> ThreadingHTTPServer:
     """Serve ``/metrics`` and ``/healthz`` on ``port`` (0 picks a free one) in a thread."""
+    metrics.watch(health)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -202,3 +230,15 @@ def serve_metrics(metrics: Renders, health: HealthState, port: int,
     server = ThreadingHTTPServer((host, port), Handler)
     threading.Thread(target=server.serve_forever, name="tidings-metrics", daemon=True).start()
     return server
+
+
+def record_members(metrics: ConsumerMetrics, admin: Any, timeout: float = 5.0) -> None:
+    """Set ``tidings_group_members`` from the broker's description of the group (an
+    AdminClient ``describe_consumer_groups``); leaves it as it was when the broker does
+    not answer, since lag and membership are informational."""
+    try:
+        future = admin.describe_consumer_groups([metrics.group], request_timeout=timeout)
+        description = future[metrics.group].result(timeout=timeout)
+    except Exception:  # the broker being away must never stop consuming
+        return
+    metrics.members.labels(metrics.group).set(len(description.members or []))

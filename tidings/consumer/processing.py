@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
@@ -35,6 +35,7 @@ from pydantic import ValidationError
 
 from tidings import headers as h
 from tidings.codec import DecodeError
+from tidings.codec.events import Event
 from tidings.consumer.context import (
     BatchContext,
     Delivered,
@@ -88,6 +89,19 @@ class Parsed:
     meta: EventMeta
     event: Any
     key: ClaimKey
+    index: int  # its place in the batch handed to the worker
+
+
+#: How a worker hears of progress within a batch: (events finished from the batch's
+#: start, outcomes since the last report).
+Report = Callable[[int, dict["Outcome", int]], None]
+
+#: A transaction that has run this long commits what it holds and a new one goes on
+#: with the rest: commits, offsets and shutdown never wait on a whole batch of slow
+#: handlers.
+MAX_TRANSACTION_SECONDS = 0.25
+#: Progress within a batch is reported at most this often (and at its end).
+REPORT_INTERVAL = 0.05
 
 
 class EventProcessor:
@@ -115,36 +129,70 @@ class EventProcessor:
         self._decode = setup.codec.decode
         self._readers = setup.readers
         self._models = setup.models
+        # How a decoded record becomes the handler's event, per event type: the model's
+        # pydantic validator itself unless the model overrides Event.from_avro.
+        self._to_event: dict[str, Callable[[Any], Any]] = {
+            event_type: _event_maker(model) for event_type, model in setup.models.items()}
         self._routing: list[tuple[Future[Delivery], EventMeta]] = []
+        self.max_transaction_seconds = MAX_TRANSACTION_SECONDS
+        # Per batch: outcomes not reported yet, and where reports go.
+        self._counts: dict[Outcome, int] = {}
+        self._report: Report | None = None
+        self._reported_at = 0.0
 
     def close(self) -> None:
         self.connection.close()
 
     # -- a batch ---------------------------------------------------------------------
 
-    def handle(self, messages: Sequence[Message]) -> dict[Outcome, int]:
-        """Take every message of a batch to its end (applied, skipped, retried or
-        dead-lettered) and return how many ended which way. Raises when a failed event
-        could not be routed: the batch then does not count as done."""
-        counts: dict[Outcome, int] = {}
-        items = self._parse_all(messages, counts)
+    def handle(self, messages: Sequence[Message], report: Report | None = None,
+               stop: Callable[[], bool] | None = None) -> dict[Outcome, int]:
+        """Take the messages of a batch to their end (applied, skipped, retried or
+        dead-lettered), in order, and return how many ended which way.
+
+        ``report(done, outcomes)`` hears now and then that the first ``done`` messages
+        are finished (their effects committed, their retry or DLQ copies acknowledged),
+        always at the end. ``stop()`` true makes it start no further transaction: the
+        rest stays unfinished, for whoever owns the partitions next. Raises when a failed
+        event could not be routed: what was not reported finished is then not finished.
+        """
+        total: dict[Outcome, int] = {}
+        self._counts = {}
+        self._report = report
+        self._reported_at = time.monotonic()
+        items = self._parse_all(messages)
+        finished = len(messages)
         if items:
             if self.setup.is_batch:
-                self._batch_handler(items, counts)
-            elif self.per_event:
-                for item in items:
-                    self._alone(item, counts)
+                self._batch_handler(items)
             else:
-                self._together(items, counts)
-        self._await_routing()
-        return counts
+                position = self._per_event(items, stop) if self.per_event \
+                    else self._together(items, stop)
+                if position < len(items):
+                    finished = items[position].index
+        self._progress(finished, force=True, into=total)
+        return total
 
-    def _parse_all(self, messages: Sequence[Message],
-                   counts: dict[Outcome, int]) -> list[Parsed]:
+    def _progress(self, finished: int, *, force: bool = False,
+                  into: dict[Outcome, int] | None = None) -> None:
+        """Tell the worker how far the batch is (at most every REPORT_INTERVAL)."""
+        now = time.monotonic()
+        if not force and now - self._reported_at < REPORT_INTERVAL:
+            return
+        self._await_routing()  # a routed event is finished once Kafka has its copy
+        counts, self._counts = self._counts, {}
+        self._reported_at = now
+        if into is not None:
+            for outcome, n in counts.items():
+                into[outcome] = into.get(outcome, 0) + n
+        if self._report is not None:
+            self._report(finished, counts)
+
+    def _parse_all(self, messages: Sequence[Message]) -> list[Parsed]:
         items: list[Parsed] = []
         consumed: dict[str, int] = {}
-        for message in messages:
-            parsed = self._parse(message, counts)
+        for index, message in enumerate(messages):
+            parsed = self._parse(message, index)
             if parsed is not None:
                 items.append(parsed)
                 event_type = parsed.meta.event_type
@@ -153,7 +201,7 @@ class EventProcessor:
             self.stats.add(CONSUMED, event_type, n)
         return items
 
-    def _parse(self, message: Message, counts: dict[Outcome, int]) -> Parsed | None:
+    def _parse(self, message: Message, index: int) -> Parsed | None:
         """Decode and validate one message; poison is routed here and None returned."""
         raw = message.headers()
         pairs = raw.items() if isinstance(raw, dict) else raw or ()
@@ -182,13 +230,13 @@ class EventProcessor:
                              partition, offset, message.key(), headers, attempt_number,
                              reprocess)
             self.stats.add(CONSUMED, meta.event_type)
-            self._count(counts, self.fail(
+            self._count(self.fail(
                 message, meta, UndecodableEvent(f"{type(error).__name__}: {error}")))
             return None
         event_type = decoded.event
         if event_type not in self._subscriptions:
             self.stats.add(IGNORED, event_type)
-            self._count(counts, Outcome.IGNORED)
+            self._count(Outcome.IGNORED)
             return None
         meta = EventMeta(event_id_text, event_type, topic, partition, offset, message.key(),
                          headers, attempt_number, reprocess)
@@ -196,55 +244,85 @@ class EventProcessor:
         record = decoded.record
         if reader.version != decoded.writer_version:
             record = self._decode(payload, reader).record
-        model = self._models.get(event_type)
         try:
-            event = model.from_avro(record) if model is not None else record
+            event = self._to_event[event_type](record)
         except ValidationError as error:
             self.stats.add(CONSUMED, event_type)
-            self._count(counts, self.fail(message, meta,
-                                          InvalidEvent(str(error).splitlines()[0])))
+            self._count(self.fail(message, meta, InvalidEvent(str(error).splitlines()[0])))
             return None
-        return Parsed(message, meta, event, (reprocess or LIVE, event_id_text))
+        return Parsed(message, meta, event, (reprocess or LIVE, event_id_text), index)
 
     # -- one transaction for many events ------------------------------------------------
 
-    def _together(self, items: list[Parsed], counts: dict[Outcome, int]) -> None:
-        """Run ``items`` in as few transactions as their failures allow (see module)."""
-        pending = items
-        while pending:
-            failed = self._run(pending, counts)
-            if failed is None:
-                return
-            index, _ = failed
-            if index is None:  # the COMMIT failed: find the culprit event by event
-                for item in pending:
-                    self._alone(item, counts)
-                return
-            if index:
-                self._together(pending[:index], counts)
-            self._alone(pending[index], counts)
-            pending = pending[index + 1:]
+    def _together(self, items: list[Parsed], stop: Callable[[], bool] | None) -> int:
+        """Run ``items`` in as few transactions as their failures allow (see module);
+        returns how many of them finished (all, unless ``stop`` said so)."""
+        position = 0
+        # Events that must run alone, the next one last: a failure inside a run ends the
+        # run before it; the events before it run together again, then it alone.
+        alone: list[int] = []
+        while position < len(items):
+            if stop is not None and stop():
+                return position
+            if alone and alone[-1] == position:
+                alone.pop()
+                self._alone(items[position])
+                position += 1
+            else:
+                bound = alone[-1] if alone else len(items)
+                outcome = self._run(items, position, bound)
+                if isinstance(outcome, int):
+                    position = outcome
+                else:
+                    failed_at, error = outcome
+                    if failed_at is None:  # the COMMIT failed: find the culprit alone
+                        for index in range(position, bound):
+                            self._alone(items[index])
+                        position = bound
+                    elif failed_at == position:  # it failed with nothing before it
+                        self._count(self.fail(items[position].message, items[position].meta,
+                                              error))
+                        position += 1
+                    else:
+                        alone.append(failed_at)
+                        continue
+            self._progress(items[position].index if position < len(items)
+                           else items[-1].index + 1)
+        return position
 
-    def _alone(self, item: Parsed, counts: dict[Outcome, int]) -> None:
+    def _per_event(self, items: list[Parsed], stop: Callable[[], bool] | None) -> int:
+        for position, item in enumerate(items):
+            if stop is not None and stop():
+                return position
+            self._alone(item)
+            self._progress(item.index + 1)
+        return len(items)
+
+    def _alone(self, item: Parsed) -> None:
         """One event in its own transaction; a failure routes it."""
-        failed = self._run([item], counts)
-        if failed is not None:
-            self._count(counts, self.fail(item.message, item.meta, failed[1]))
+        outcome = self._run([item], 0, 1)
+        if not isinstance(outcome, int):
+            self._count(self.fail(item.message, item.meta, outcome[1]))
 
-    def _run(self, items: list[Parsed],
-             counts: dict[Outcome, int]) -> tuple[int | None, BaseException] | None:
-        """Claim and handle ``items`` in one transaction. None when it committed (the
-        outcomes counted); else ``(index of the failing event, error)`` after rolling
-        everything back (``index`` None: the COMMIT itself failed)."""
+    def _run(self, items: list[Parsed], start: int, bound: int
+             ) -> int | tuple[int | None, BaseException]:
+        """Claim and handle ``items[start:bound]`` in one transaction. Returns where the
+        next transaction starts once this one committed (``bound``, or earlier when it
+        ran for MAX_TRANSACTION_SECONDS); else ``(index of the failing event, error)``
+        after rolling everything back (``index`` None: the COMMIT itself failed)."""
         connection, handler, stage = self.connection, self._handler, self._stage
         group, database = self._group, self._database
         began = time.perf_counter()
+        cut_after = began + self.max_transaction_seconds
         applied: list[Parsed] = []
         skipped: list[Parsed] = []
+        end = bound
         try:
             with transaction(connection):
-                fresh = self.store.claim_new(connection, [item.key for item in items])
-                for index, item in enumerate(items):
+                fresh = self.store.claim_new(connection,
+                                             [items[i].key for i in range(start, bound)])
+                for index in range(start, bound):
+                    item = items[index]
                     key = item.key
                     if key not in fresh:
                         skipped.append(item)
@@ -256,18 +334,20 @@ class EventProcessor:
                     except Exception as error:  # user code: any error fails the event
                         raise _HandlerFailed(index, error) from error
                     applied.append(item)
+                    if index + 1 < bound and time.perf_counter() > cut_after:
+                        # Long enough: commit what ran; the claims of the rest go.
+                        end = index + 1
+                        self.store.release(connection, fresh)
+                        break
         except _HandlerFailed as failure:
             return failure.index, failure.error
         except Exception as error:  # raised by COMMIT (or the claim): nothing applied
-            if len(items) == 1:
-                return 0, error
-            return None, error
-        self._record(applied, skipped, time.perf_counter() - began, counts)
-        return None
+            return (start if bound - start == 1 else None), error
+        self._record(applied, skipped, time.perf_counter() - began)
+        return end
 
-    def _record(self, applied: list[Parsed], skipped: list[Parsed], elapsed: float,
-                counts: dict[Outcome, int]) -> None:
-        stats = self.stats
+    def _record(self, applied: list[Parsed], skipped: list[Parsed], elapsed: float) -> None:
+        stats, counts = self.stats, self._counts
         by_type: dict[str, int] = {}
         for item in applied:
             event_type = item.meta.event_type
@@ -286,25 +366,24 @@ class EventProcessor:
 
     # -- batch handlers ----------------------------------------------------------------
 
-    def _batch_handler(self, items: list[Parsed], counts: dict[Outcome, int]) -> None:
+    def _batch_handler(self, items: list[Parsed]) -> None:
         """One call and one transaction for the batch; if it fails, each event is run as
         a batch of its own so only the failing ones move to a retry tier or the DLQ."""
-        failed = self._run_batch(items, counts)
+        failed = self._run_batch(items)
         if failed is None:
             return
         fresh, error = failed
         if len(fresh) == 1:
-            self._count(counts, self.fail(fresh[0].message, fresh[0].meta, error))
+            self._count(self.fail(fresh[0].message, fresh[0].meta, error))
             return
         log.warning("%s: batch of %d failed (%s); handling its events one by one",
                     self._group, len(fresh), error)
         for item in fresh:
-            alone = self._run_batch([item], counts)
+            alone = self._run_batch([item])
             if alone is not None:
-                self._count(counts, self.fail(item.message, item.meta, alone[1]))
+                self._count(self.fail(item.message, item.meta, alone[1]))
 
-    def _run_batch(self, items: list[Parsed], counts: dict[Outcome, int]
-                   ) -> tuple[list[Parsed], BaseException] | None:
+    def _run_batch(self, items: list[Parsed]) -> tuple[list[Parsed], BaseException] | None:
         connection = self.connection
         began = time.perf_counter()
         chosen: list[Parsed] = []
@@ -325,7 +404,7 @@ class EventProcessor:
                         _HANDLER_LOG))
         except Exception as error:  # user code, or the COMMIT: the batch failed
             return chosen or items, error
-        self._record(chosen, skipped, time.perf_counter() - began, counts)
+        self._record(chosen, skipped, time.perf_counter() - began)
         return None
 
     # -- follow-up events ----------------------------------------------------------------
@@ -375,9 +454,8 @@ class EventProcessor:
         for future, _ in routing:
             future.result()  # DeliveryFailed: the runtime stops without committing
 
-    @staticmethod
-    def _count(counts: dict[Outcome, int], outcome: Outcome) -> None:
-        counts[outcome] = counts.get(outcome, 0) + 1
+    def _count(self, outcome: Outcome) -> None:
+        self._counts[outcome] = self._counts.get(outcome, 0) + 1
 
 
 class _HandlerFailed(Exception):
@@ -387,6 +465,24 @@ class _HandlerFailed(Exception):
         super().__init__(str(error))
         self.index = index
         self.error = error
+
+
+_EVENT_FROM_AVRO = Event.__dict__["from_avro"].__func__
+
+
+def _event_maker(model: Any) -> Callable[[Any], Any]:
+    """The function from a decoded record to the event a handler gets."""
+    if model is None:
+        return _as_record
+    if getattr(model.from_avro, "__func__", None) is _EVENT_FROM_AVRO:
+        # Event.from_avro is model_validate: go to its validator without the wrappers.
+        validate = model.__pydantic_validator__.validate_python
+        return validate  # type: ignore[no-any-return]
+    return model.from_avro  # type: ignore[no-any-return]
+
+
+def _as_record(record: Any) -> Any:
+    return record
 
 
 def reprocess_id(headers: Mapping[str, str]) -> str | None:

@@ -29,7 +29,7 @@ from tidings import headers as h
 from tidings.consumer.group import GroupSetup
 from tidings.consumer.idempotency import IdempotencyStore
 from tidings.consumer.inflight import TP, InFlight
-from tidings.consumer.metrics import ConsumerMetrics, HealthState, serve_metrics
+from tidings.consumer.metrics import ConsumerMetrics, HealthState, record_members, serve_metrics
 from tidings.consumer.preflight import check_cluster
 from tidings.consumer.processing import EventProcessor, Outcome
 from tidings.consumer.retry import not_before
@@ -67,9 +67,9 @@ class RuntimeOptions:
 
 @dataclass(slots=True)
 class _Done:
-    """A worker finished the batches of these units (or failed to route one)."""
+    """How far a worker got into its parts (or that it failed to route an event)."""
 
-    units: list[int]
+    parts: list[tuple[int, int]]  # (part id, events finished from its start)
     counts: dict[Outcome, int]
     error: BaseException | None = None
 
@@ -101,7 +101,7 @@ class ConsumerRuntime:
         self._full_since: float | None = None
         # Batch handlers: events gathered until ``batch.max_events`` or ``max_wait``.
         self._batch: list[Message] = []
-        self._batch_ends: dict[TP, int] = {}
+        self._batch_entries: list[tuple[TP, int]] = []
         self._batch_since = 0.0
         concurrency = 1 if setup.is_batch else (self.options.concurrency or setup.spec.concurrency)
         self._queues: list[queue.Queue[Any]] = [queue.Queue() for _ in range(concurrency)]
@@ -227,15 +227,14 @@ class ConsumerRuntime:
                 last_commit = now
 
     def _dispatch(self, consumer: Consumer, messages: list[Message]) -> None:
-        """Hand one fetch to the workers as one unit (batch handlers: gather it)."""
+        """Hand one fetch to the workers, a part per worker (batch handlers: gather it)."""
         if not messages:
             return
         held, retry_topics = self._held, self._retry_topics
         gather = self.setup.is_batch
         shards = len(self._queues)
         parts: list[list[Message]] = [[] for _ in range(shards)]
-        ends: dict[TP, int] = self._batch_ends if gather else {}
-        accepted = 0
+        entries: list[list[tuple[TP, int]]] = [[] for _ in range(shards)]
         for message in messages:
             error = message.error()
             if error is not None:
@@ -252,28 +251,25 @@ class ConsumerRuntime:
                 if due is not None and due > time.time() * 1000:
                     self._hold(consumer, tp, offset, due)
                     continue
-            ends[tp] = offset + 1
-            accepted += 1
             if gather:
                 if not self._batch:
                     self._batch_since = time.monotonic()
                 self._batch.append(message)
+                self._batch_entries.append((tp, offset))
                 if len(self._batch) >= self._max_batch():
                     self._flush_batch(force=True)
-                    ends = self._batch_ends
                 continue
             if shards == 1:
-                parts[0].append(message)
+                shard = 0
             else:
                 key = message.key()
-                parts[(zlib.crc32(key) if key is not None else partition) % shards].append(
-                    message)
-        if gather or not accepted:
-            return
-        busy = [(shard, part) for shard, part in enumerate(parts) if part]
-        unit = self._ledger.open(ends, accepted, len(busy), time.monotonic())
-        for shard, part in busy:
-            self._queues[shard].put((unit, part))
+                shard = (zlib.crc32(key) if key is not None else partition) % shards
+            parts[shard].append(message)
+            entries[shard].append((tp, offset))
+        now = time.monotonic()
+        for shard, part in enumerate(parts):
+            if part:
+                self._queues[shard].put((self._ledger.open(entries[shard], now), part))
 
     def _max_batch(self) -> int:
         spec = self.setup.spec.batch
@@ -289,9 +285,8 @@ class ConsumerRuntime:
         waited = time.monotonic() - self._batch_since >= spec.max_wait.seconds
         if force or full or waited:
             batch, self._batch = self._batch, []
-            ends, self._batch_ends = self._batch_ends, {}
-            unit = self._ledger.open(ends, len(batch), 1, time.monotonic())
-            self._queues[0].put((unit, batch))
+            entries, self._batch_entries = self._batch_entries, []
+            self._queues[0].put((self._ledger.open(entries, time.monotonic()), batch))
 
     def _hold(self, consumer: Consumer, tp: TP, offset: int, due_ms: int) -> None:
         # Pause and rewind to the head event: the partition costs nothing while it waits
@@ -322,12 +317,13 @@ class ConsumerRuntime:
 
     def _work(self, work: queue.Queue[Any]) -> None:
         processor = EventProcessor(self.setup, self.producer, self.metrics)
+        stopping = self._draining_now
         try:
             while True:
                 item = work.get()
                 if item is None:
                     return
-                units, messages = [item[0]], item[1]
+                parts, messages = [item], item[1]
                 last = False
                 while len(messages) < self._merge_limit:
                     try:
@@ -337,7 +333,7 @@ class ConsumerRuntime:
                     if queued is None:
                         last = True
                         break
-                    units.append(queued[0])
+                    parts.append(queued)
                     messages = [*messages, *queued[1]]
                 with self._active_lock:
                     if self._draining:
@@ -345,17 +341,31 @@ class ConsumerRuntime:
                             return
                         continue  # not started: uncommitted, so it is redelivered
                     self._active += 1
+                sizes = [(part_id, len(part)) for part_id, part in parts]
+
+                def report(finished: int, counts: dict[Outcome, int],
+                           sizes: list[tuple[int, int]] = sizes) -> None:
+                    # ``finished`` counts from the start of the merged batch: each part
+                    # gets its share.
+                    progress, left = [], finished
+                    for part_id, size in sizes:
+                        progress.append((part_id, min(size, max(0, left))))
+                        left -= size
+                    self._done.put(_Done(progress, counts))
+
                 try:
-                    done = _Done(units, processor.handle(messages))
+                    processor.handle(messages, report, stopping)
                 except BaseException as exc:  # routing failed: stop without committing
-                    done = _Done(units, {}, exc)
-                self._done.put(done)
+                    self._done.put(_Done([], {}, exc))
                 with self._active_lock:
                     self._active -= 1
                 if last:
                     return
         finally:
             processor.close()
+
+    def _draining_now(self) -> bool:
+        return self._draining
 
     def _drain_done(self, block: float = 0.0) -> int:
         """Apply every finished report there is (waiting up to ``block`` for the first)."""
@@ -371,8 +381,8 @@ class ConsumerRuntime:
                 self._fatal = self._fatal or done.error
                 self._stopping.set()
             else:
-                for unit in done.units:
-                    self._ledger.finished(unit)
+                for part_id, finished in done.parts:
+                    self._ledger.progress(part_id, finished)
                 for outcome, n in done.counts.items():
                     self.counts[outcome] += n
             try:
@@ -460,6 +470,7 @@ class ConsumerRuntime:
         every few seconds (asking partition by partition stalled the loop for seconds)."""
         admin = admin_client(self.kafka_config)
         while not self._stopping.wait(5):
+            record_members(self.metrics, admin)  # tidings_group_members, for alerting
             committed = dict(self._committed_view)
             if not committed:
                 continue

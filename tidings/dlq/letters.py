@@ -10,9 +10,12 @@ from confluent_kafka import Message
 
 from tidings import headers as h
 from tidings.dlq.history import history_of
-from tidings.replay.cluster import Cluster, ReplayError
+from tidings.replay.cluster import Cluster, ReplayError, read_assigned
 from tidings.topology import Topology
 from tidings.topology.topology import dlq_topic_name
+
+#: Offsets at most this far apart are fetched as one run (cheaper than another seek).
+_RUN_GAP = 64
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,19 @@ class DeadLetter:
     def history(self) -> list[dict[str, Any]]:
         return history_of(self.headers)
 
+    @property
+    def redrives(self) -> int:
+        """How often the event was redriven before it came back here."""
+        return len(self.history)
+
+    @property
+    def key_text(self) -> str | None:
+        return None if self.key is None else self.key.decode("utf-8", "replace")
+
+    @property
+    def coordinate(self) -> tuple[str, int, int]:
+        return (self.topic, self.partition, self.offset)
+
 
 def dlq_topics(topology: Topology, group: str) -> list[tuple[str, str]]:
     """``(source topic, DLQ topic)`` pairs of a group; an error when it declares no DLQ."""
@@ -80,11 +96,47 @@ def groups_with_dlq(topology: Topology) -> list[str]:
     return [group for group, spec in topology.consumers.items() if spec.dlq]
 
 
+def read_offsets(cluster: Cluster, topic: str,
+                 wanted: dict[int, list[int]]) -> dict[tuple[int, int], DeadLetter]:
+    """The dead letters at exactly these offsets, never the whole partition: nearby
+    offsets are fetched as one run, and the runs of different partitions together
+    (one consumer, one fetch per round)."""
+    found: dict[tuple[int, int], DeadLetter] = {}
+    runs: dict[int, list[tuple[int, int]]] = {}  # partition -> [start, end) runs
+    for partition, offsets in sorted(wanted.items()):
+        mine = runs.setdefault(partition, [])
+        for offset in sorted(set(offsets)):
+            if mine and offset - mine[-1][1] <= _RUN_GAP:
+                mine[-1] = (mine[-1][0], offset + 1)
+            else:
+                mine.append((offset, offset + 1))
+    wanted_sets = {p: set(o) for p, o in wanted.items()}
+    # A short fetch wait: these reads ask for records known to exist.
+    consumer = cluster.consumer(fetch_wait_max_ms=10)
+    try:
+        while any(runs.values()):
+            ranges = {p: mine.pop(0) for p, mine in runs.items() if mine}
+            for message in read_assigned(consumer, topic, ranges,
+                                         max(cluster.timeout, 10.0)):
+                letter = DeadLetter.from_message(message)
+                if letter.offset in wanted_sets[letter.partition]:
+                    found[(letter.partition, letter.offset)] = letter
+    finally:
+        consumer.close()
+    return found
+
+
 def read_letters(cluster: Cluster, topic: str,
                  ranges: dict[int, tuple[int, int]] | None = None) -> Iterator[DeadLetter]:
     """Dead letters of ``topic`` in ``ranges`` (default: all it holds now)."""
     if ranges is None:
         partitions = cluster.partitions(topic)
         ranges = cluster.watermarks(topic, partitions)
-    for message in cluster.read_range(topic, ranges):
-        yield DeadLetter.from_message(message)
+    if not any(end > start for start, end in ranges.values()):
+        return
+    consumer = cluster.consumer(fetch_wait_max_ms=10)
+    try:
+        for message in read_assigned(consumer, topic, ranges, max(cluster.timeout, 10.0)):
+            yield DeadLetter.from_message(message)
+    finally:
+        consumer.close()

@@ -15,16 +15,17 @@ import json
 import time
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, TextIO
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, TextIO
 
 from confluent_kafka import Message
 
-from tidings.dlq.history import class_matches, redrive_headers
-from tidings.dlq.letters import DeadLetter, dlq_topics, read_letters
+from tidings.dlq.history import redrive_headers
+from tidings.dlq.letters import dlq_topics, read_letters
+from tidings.dlq.select import LetterFilter, LetterLike
 from tidings.replay.cluster import Cluster, ReplayError
 from tidings.replay.copier import REDRIVE_ID, CopyTask, copy_records, raw_headers, resume_points
-from tidings.replay.progress import Progress
+from tidings.replay.progress import Progress, ProgressListener
 from tidings.replay.state import StateStore
 from tidings.topology import Topology
 from tidings.topology.topology import replay_topic_name
@@ -37,19 +38,51 @@ Coordinate = tuple[str, int, int]  # DLQ topic, partition, offset
 
 @dataclass(frozen=True)
 class RedriveFilter:
-    """Which dead letters a redrive selects."""
+    """Which dead letters a redrive selects, and how often one may be redriven."""
 
-    error_class: str | None = None
+    select: LetterFilter = field(default_factory=LetterFilter)
     force: bool = False
     max_redrives: int = DEFAULT_MAX_REDRIVES
 
-    def verdict(self, letter: DeadLetter) -> str:
-        """``redrive``, ``other`` (another error class) or ``held`` (redriven too often)."""
-        if not class_matches(letter.error_class, self.error_class):
+    @property
+    def error_class(self) -> str | None:
+        return self.select.error_class
+
+    def verdict(self, letter: _Redrivable) -> str:
+        """``redrive``, ``other`` (not selected) or ``held`` (redriven too often)."""
+        if not self.select.matches(letter):
             return "other"
-        if not self.force and len(letter.history) >= self.max_redrives:
+        if not self.force and letter.redrives >= self.max_redrives:
             return "held"
         return "redrive"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"select": self.select.to_json(), "force": self.force,
+                "max_redrives": self.max_redrives}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RedriveFilter:
+        """A filter as the ledger keeps it (also the older ``error_class``-only form)."""
+        if "select" in data:
+            select = LetterFilter.from_json(data["select"])
+        else:
+            select = LetterFilter(error_class=data.get("error_class"))
+        return cls(select, bool(data.get("force", False)),
+                   int(data.get("max_redrives", DEFAULT_MAX_REDRIVES)))
+
+
+class _Redrivable(LetterLike, Protocol):
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def redrives(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -71,6 +104,11 @@ class RedrivePlan:
     signature: str = ""
 
     @property
+    def copies(self) -> int:
+        """Letters left out because a newer letter of the same event is sent instead."""
+        return self.superseded
+
+    @property
     def selected(self) -> int:
         return len(self.chosen)
 
@@ -84,7 +122,7 @@ class RedrivePlan:
 
     def render(self) -> str:
         """The plan as the CLI prints it."""
-        selection = self.filter.error_class or "every error class"
+        selection = self.filter.select.describe()
         targets = sorted({t.target for t in self.tasks})
         lines = [f"Redrive {self.redrive_id}: dead letters of group {self.group} ({selection})",
                  f"  to:      {', '.join(targets) or '-'}, read by {self.group} alone",
@@ -97,18 +135,21 @@ class RedrivePlan:
         width = max([len(f"{t.source}[{t.partition}]") for t in self.tasks] + [13])
         lines.append(f"  {'dlq partition':<{width}}  {'offsets':<14}  redrive")
         for task in self.tasks:
+            if task.end <= task.start:
+                continue  # an empty DLQ partition: nothing to say
             count = sum(1 for c in self.chosen if c[:2] == (task.source, task.partition))
             where = f"{task.source}[{task.partition}]"
             lines.append(f"  {where:<{width}}  {f'[{task.start}, {task.end})':<14}  {count:>7}")
         if self.by_class:
             shown = ", ".join(f"{c} {n}" for c, n in sorted(self.by_class.items()))
             lines.append(f"  by error class: {shown}")
+        if self.copies:
+            lines.append(f"  events:  {self.selected} distinct; {self.copies} more letter(s) "
+                         "of the same events are older copies, sent once")
         if self.held:
             lines.append(f"  held back: {self.held} event(s) already redriven "
                          f"{self.filter.max_redrives} times (pass --force to send them anyway)")
-        left = [(self.other, "of another error class"),
-                (self.earlier, "sent by an earlier redrive"),
-                (self.superseded, "superseded by a newer dead letter of the same event")]
+        left = [(self.other, "not selected"), (self.earlier, "sent by an earlier redrive")]
         for count, why in left:
             if count:
                 lines.append(f"  left out: {count} {why}")
@@ -132,13 +173,22 @@ def _key(group: str) -> str:
 
 
 def plan_redrive(topology: Topology, group: str, *, error_class: str | None = None,
-                 force: bool = False, max_redrives: int = DEFAULT_MAX_REDRIVES,
+                 select: LetterFilter | None = None, force: bool = False,
+                 max_redrives: int = DEFAULT_MAX_REDRIVES,
                  cluster: Cluster | None = None) -> RedrivePlan:
-    """Select the dead letters a redrive would send; changes nothing."""
+    """Select the dead letters a redrive would send (``select``, narrowed to
+    ``error_class`` if given); changes nothing. Of several letters of one event only
+    the newest is sent."""
     pairs = dlq_topics(topology, group)
+    if max_redrives < 1:
+        raise ReplayError("--max-redrives must be 1 or more")
     cluster = cluster or Cluster(topology)
-    chosen_filter = RedriveFilter(error_class, force, max_redrives)
-    signature = json.dumps({"group": group, **asdict(chosen_filter)}, sort_keys=True)
+    select = select or LetterFilter()
+    if error_class is not None:
+        select = replace(select, error_class=error_class)
+    chosen_filter = RedriveFilter(select, force, max_redrives)
+    signature = json.dumps({"group": group, "select": select.signature(), "force": force,
+                            "max_redrives": max_redrives}, sort_keys=True)
     ledger = StateStore(cluster).get(_key(group)) or {}
     current = ledger.get("current")
     resumed = bool(current and current.get("signature") == signature)
@@ -200,21 +250,25 @@ def finished_redrives(cluster: Cluster, group: str) -> list[dict[str, Any]]:
     return list(ledger.get("done", []))
 
 
-def sent_before(letter: DeadLetter, finished: list[dict[str, Any]]) -> bool:
+def sent_before(letter: _Redrivable, finished: list[dict[str, Any]]) -> bool:
     """Whether a finished redrive already sent this dead letter back."""
     for run in finished:
         for task in run.get("tasks", []):
             if (task["source"] == letter.topic and task["partition"] == letter.partition
                     and task["start"] <= letter.offset < task["end"]
-                    and RedriveFilter(**run["filter"]).verdict(letter) == "redrive"):
+                    and RedriveFilter.from_json(run["filter"]).verdict(letter) == "redrive"):
                 return True
     return False
 
 
 def execute_redrive(plan: RedrivePlan, topology: Topology, *, cluster: Cluster | None = None,
                     rate: float | None = None, progress: TextIO | None = None,
-                    show_progress: bool = True) -> RedriveResult:
-    """Send the plan's dead letters to the group's replay topic(s)."""
+                    show_progress: bool = True,
+                    on_progress: ProgressListener | None = None) -> RedriveResult:
+    """Send the plan's dead letters to the group's replay topic(s).
+
+    Progress goes to ``progress`` (a text stream, stderr by default) unless
+    ``show_progress`` is false, and to ``on_progress`` as :class:`ProgressUpdate`s."""
     cluster = cluster or Cluster(topology)
     began = time.monotonic()
     if plan.empty:
@@ -228,7 +282,7 @@ def execute_redrive(plan: RedrivePlan, topology: Topology, *, cluster: Cluster |
             _, high = cluster.watermarks(task.target, [task.partition])[task.partition]
             tasks.append(replace(task, floor=high))
         ledger = {**ledger, "current": {
-            "id": plan.redrive_id, "signature": plan.signature, "filter": asdict(plan.filter),
+            "id": plan.redrive_id, "signature": plan.signature, "filter": plan.filter.to_json(),
             "tasks": [t.to_json() for t in tasks], "started_at": int(time.time() * 1000)}}
         store.put(_key(plan.group), ledger)
     starts = resume_points(cluster, tasks, REDRIVE_ID, plan.redrive_id)
@@ -241,7 +295,7 @@ def execute_redrive(plan: RedrivePlan, topology: Topology, *, cluster: Cluster |
     stats = copy_records(cluster, tasks, run_header=REDRIVE_ID, run_id=plan.redrive_id,
                          transform=transform, starts=starts, rate=rate,
                          progress=Progress(plan.remaining, stream=progress,
-                                           enabled=show_progress))
+                                           enabled=show_progress, listener=on_progress))
     current = ledger.get("current") or {}
     done = [*ledger.get("done", []), {k: current[k] for k in ("id", "filter", "tasks")}]
     store.put(_key(plan.group), {"current": None, "done": done[-_LEDGER_RUNS:]})

@@ -1,8 +1,19 @@
-"""Fetch the Kafka broker's jars from Maven Central once and cache them.
+"""Fetch what the local launcher runs from Maven Central once, and cache it.
 
-The Apache release tarball is not reachable everywhere, Maven Central usually
-is: ``pom.xml`` in this package lists ``kafka_2.13`` plus a log4j binding and
-``mvn dependency:copy-dependencies`` resolves the whole runtime classpath.
+Three things come from Maven Central, because the Apache release tarball (and
+Docker images) are not reachable everywhere, Maven Central usually is:
+
+* the Kafka broker's jars: ``pom.xml`` in this package lists ``kafka_2.13`` plus
+  a log4j binding, and ``mvn dependency:copy-dependencies`` resolves the whole
+  runtime classpath;
+* Kafka's own command-line tools (``kafka-tools``, same version, ``tools-pom.xml``);
+* the Apicurio schema registry, a ready-to-run Quarkus build published as one
+  ``tar.gz`` (``mvn dependency:copy``, then unpacked here; the tarball is not kept,
+  though Maven keeps its own copy in ``~/.m2``).
+
+Each goes through :func:`ensure_artifact`: a file lock so concurrent processes
+share one download, a private temp dir per attempt, three attempts with backoff,
+and an atomic rename, so a reader sees either nothing or a complete directory.
 """
 
 from __future__ import annotations
@@ -11,10 +22,12 @@ import fcntl
 import os
 import shutil
 import subprocess
+import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -23,9 +36,13 @@ from tidings.errors import TidingsError
 KAFKA_VERSION = "4.1.2"
 """The Apache Kafka version the local launcher runs (the only place it is set)."""
 
+APICURIO_COORDINATES = "io.apicurio:apicurio-registry-app:{version}:tar.gz:all"
+"""The Apicurio Registry build on Maven Central; ``{version}`` is filled in."""
+
 ATTEMPTS = 3
 _COMPLETE_MARKER = ".complete"
 _MVN_TIMEOUT_S = 900.0
+_KAFKA_HINT = " or set KAFKA_BOOTSTRAP_SERVERS to use an existing broker"
 
 
 def cache_dir() -> Path:
@@ -39,18 +56,44 @@ def cache_dir() -> Path:
 
 
 def libs_dir(version: str = KAFKA_VERSION) -> Path:
-    """Where the jars of ``version`` live once downloaded (may not exist yet)."""
+    """Where the broker jars of ``version`` live once downloaded (may not exist yet)."""
     return cache_dir() / "kafka" / version / "libs"
 
 
-def is_complete(libs: Path) -> bool:
-    """True when ``libs`` holds a finished download."""
-    return (libs / _COMPLETE_MARKER).is_file()
+def tools_dir(version: str = KAFKA_VERSION) -> Path:
+    """Where Kafka's command-line tools of ``version`` live once downloaded."""
+    return cache_dir() / "kafka" / version / "tools"
 
 
-def pom_text() -> str:
-    """The packaged ``pom.xml`` listing the broker's dependencies."""
-    return resources.files(__package__).joinpath("pom.xml").read_text(encoding="utf-8")
+def apicurio_dir(version: str) -> Path:
+    """Where Apicurio Registry ``version`` is unpacked (its runner jar inside)."""
+    return cache_dir() / "apicurio" / version / "app"
+
+
+def is_complete(target: Path) -> bool:
+    """True when ``target`` holds a finished download."""
+    return (target / _COMPLETE_MARKER).is_file()
+
+
+def pom_text(name: str = "pom.xml") -> str:
+    """A pom packaged with this module: ``pom.xml`` (broker) or ``tools-pom.xml``."""
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """Something fetched with one ``mvn`` run into a cache directory."""
+
+    #: For messages: "the Kafka 4.1.2 jars".
+    what: str
+    #: The finished directory (renamed into place when complete).
+    target: Path
+    #: ``mvn`` arguments, given the attempt's private work dir; output goes to ``work/out``.
+    mvn_args: Callable[[Path], list[str]]
+    #: Given the work dir, checks (or builds) ``work/out``; returns what is wrong, or "".
+    finish: Callable[[Path], str]
+    #: What else the user can do, appended to error messages (", or ...").
+    hint: str = ""
 
 
 @contextmanager
@@ -73,32 +116,19 @@ def _last_error_line(output: str) -> str:
     return picked.removeprefix("[ERROR]").strip()[:300]
 
 
-def _mvn_command(mvn: str, pom: Path, out: Path, version: str) -> list[str]:
-    return [
-        mvn,
-        "-q",
-        "-B",
-        "-f",
-        str(pom),
-        f"-Dkafka.version={version}",
-        # Maven's own HTTP retries cover flaky single requests; our loop covers the rest.
-        "-Dmaven.wagon.http.retryHandler.count=3",
-        "dependency:copy-dependencies",
-        f"-DoutputDirectory={out}",
-        "-DincludeScope=runtime",
-    ]
+def _mvn_base(mvn: str) -> list[str]:
+    # Maven's own HTTP retries cover flaky single requests; our loop covers the rest.
+    return [mvn, "-q", "-B", "-Dmaven.wagon.http.retryHandler.count=3"]
 
 
-def _download_once(mvn: str, version_dir: Path, version: str) -> tuple[Path | None, str]:
-    """One mvn run into a private temp dir; returns (libs dir or None, error text)."""
-    work = Path(tempfile.mkdtemp(prefix=".download-", dir=version_dir))
+def _download_once(mvn: str, artifact: Artifact) -> tuple[Path | None, str]:
+    """One mvn run into a private temp dir; returns (target or None, error text)."""
+    parent = artifact.target.parent
+    work = Path(tempfile.mkdtemp(prefix=".download-", dir=parent))
     try:
-        pom = work / "pom.xml"
-        pom.write_text(pom_text(), encoding="utf-8")
-        out = work / "libs"
         try:
             proc = subprocess.run(
-                _mvn_command(mvn, pom, out, version),
+                [*_mvn_base(mvn), *artifact.mvn_args(work)],
                 cwd=work,
                 capture_output=True,
                 text=True,
@@ -107,18 +137,120 @@ def _download_once(mvn: str, version_dir: Path, version: str) -> tuple[Path | No
             )
         except subprocess.TimeoutExpired:
             return None, f"mvn timed out after {_MVN_TIMEOUT_S:.0f}s"
-        jars = list(out.glob("kafka_2.13-*.jar")) if out.is_dir() else []
-        if proc.returncode != 0 or not jars:
+        if proc.returncode != 0:
             return None, _last_error_line(proc.stdout + "\n" + proc.stderr)
-        (out / _COMPLETE_MARKER).write_text(version + "\n", encoding="utf-8")
-        target = version_dir / "libs"
-        if target.exists():  # an incomplete leftover from a crashed older version of this code
-            shutil.rmtree(target)
-        # rename is atomic: readers see either no libs dir or a complete one.
-        out.rename(target)
-        return target, ""
+        problem = artifact.finish(work)
+        out = work / "out"
+        if problem or not out.is_dir():
+            return None, problem or "mvn wrote nothing"
+        (out / _COMPLETE_MARKER).write_text(artifact.what + "\n", encoding="utf-8")
+        if artifact.target.exists():  # an incomplete leftover from a crashed older version
+            shutil.rmtree(artifact.target)
+        # rename is atomic: readers see either no target dir or a complete one.
+        out.rename(artifact.target)
+        return artifact.target, ""
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def ensure_artifact(artifact: Artifact) -> Path:
+    """Return ``artifact.target``, downloading it with ``mvn`` on first use.
+
+    Three attempts with backoff; later calls, from any process, return the cached
+    directory immediately. Raises :class:`TidingsError` (one line) when ``mvn`` is
+    missing or every attempt fails.
+    """
+    if is_complete(artifact.target):
+        return artifact.target
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise TidingsError(
+            f"Maven (mvn) is needed once to fetch {artifact.what} into "
+            f"{artifact.target.parent}: install it (e.g. apt-get install maven){artifact.hint}"
+        )
+    with _exclusive_lock(artifact.target.parent / ".lock"):
+        if is_complete(artifact.target):  # another process finished while we waited
+            return artifact.target
+        error = ""
+        for attempt in range(1, ATTEMPTS + 1):
+            result, error = _download_once(mvn, artifact)
+            if result is not None:
+                return result
+            if attempt < ATTEMPTS:
+                time.sleep(2.0 * 2 ** (attempt - 1))
+    raise TidingsError(
+        f"could not download {artifact.what} from Maven Central after {ATTEMPTS} "
+        f"attempts ({error}): check access to Maven Central (proxy/mirror in "
+        f"~/.m2/settings.xml){artifact.hint}"
+    )
+
+
+# --------------------------------------------------------------------- what we fetch
+
+
+def _dependencies_of(pom_name: str, version: str) -> Callable[[Path], list[str]]:
+    def args(work: Path) -> list[str]:
+        pom = work / "pom.xml"
+        pom.write_text(pom_text(pom_name), encoding="utf-8")
+        return ["-f", str(pom), f"-Dkafka.version={version}",
+                "dependency:copy-dependencies", f"-DoutputDirectory={work / 'out'}",
+                "-DincludeScope=runtime"]
+
+    return args
+
+
+def _has_jar(pattern: str) -> Callable[[Path], str]:
+    def check(work: Path) -> str:
+        if any((work / "out").glob(pattern)):
+            return ""
+        return f"no {pattern} among the downloaded jars"
+
+    return check
+
+
+def kafka_libs_artifact(version: str = KAFKA_VERSION) -> Artifact:
+    """The broker's runtime classpath."""
+    return Artifact(f"the Kafka {version} jars", libs_dir(version),
+                    _dependencies_of("pom.xml", version), _has_jar("kafka_2.13-*.jar"),
+                    _KAFKA_HINT)
+
+
+def kafka_tools_artifact(version: str = KAFKA_VERSION) -> Artifact:
+    """``kafka-tools`` and its classpath: kafka-topics, kafka-consumer-groups, ..."""
+    return Artifact(f"the Kafka {version} command-line tools", tools_dir(version),
+                    _dependencies_of("tools-pom.xml", version), _has_jar("kafka-tools-*.jar"))
+
+
+def apicurio_artifact(version: str) -> Artifact:
+    """Apicurio Registry's Quarkus build, unpacked."""
+
+    def args(work: Path) -> list[str]:
+        return ["dependency:copy", f"-Dartifact={APICURIO_COORDINATES.format(version=version)}",
+                f"-DoutputDirectory={work / 'download'}"]
+
+    def unpack(work: Path) -> str:
+        out = work / "out"
+        archives = list((work / "download").glob("*.tar.gz"))
+        if len(archives) != 1:
+            return f"expected one tar.gz from mvn, found {len(archives)}"
+        try:
+            with tarfile.open(archives[0]) as archive:
+                archive.extractall(out, filter="data")
+        except (OSError, tarfile.TarError) as exc:
+            return f"cannot unpack {archives[0].name}: {exc}"
+        runners = [p for pattern in ("quarkus-run.jar", "*-runner.jar")
+                   for p in out.glob(f"**/{pattern}")]
+        runner = min(runners, key=lambda p: len(p.parts), default=None)
+        if runner is None:
+            return f"{archives[0].name} holds no quarkus-run.jar or *-runner.jar"
+        if runner.parent != out:  # the archive wraps its files in a directory: lift them
+            inner = runner.parent
+            for item in inner.iterdir():
+                item.rename(out / item.name)
+        return ""
+
+    return Artifact(f"Apicurio Registry {version}", apicurio_dir(version), args, unpack,
+                    " or use an existing registry (TIDINGS_SCHEMA_REGISTRY_URL)")
 
 
 def ensure_kafka_libs(version: str = KAFKA_VERSION) -> Path:
@@ -128,28 +260,25 @@ def ensure_kafka_libs(version: str = KAFKA_VERSION) -> Path:
     later calls, from any process, return the cached directory immediately.
     Raises :class:`TidingsError` when ``mvn`` is missing or every attempt fails.
     """
-    libs = libs_dir(version)
-    if is_complete(libs):
-        return libs
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise TidingsError(
-            f"Maven (mvn) is needed once to fetch the Kafka {version} jars into {libs.parent}: "
-            "install it (e.g. apt-get install maven) or set KAFKA_BOOTSTRAP_SERVERS"
-        )
-    version_dir = libs.parent
-    with _exclusive_lock(version_dir / ".lock"):
-        if is_complete(libs):  # another process finished while we waited for the lock
-            return libs
-        error = ""
-        for attempt in range(1, ATTEMPTS + 1):
-            result, error = _download_once(mvn, version_dir, version)
-            if result is not None:
-                return result
-            if attempt < ATTEMPTS:
-                time.sleep(2.0 * 2 ** (attempt - 1))
-    raise TidingsError(
-        f"could not download the Kafka {version} jars from Maven Central after {ATTEMPTS} "
-        f"attempts ({error}): check access to Maven Central (proxy/mirror in "
-        "~/.m2/settings.xml) or set KAFKA_BOOTSTRAP_SERVERS to use an existing broker"
-    )
+    return ensure_artifact(kafka_libs_artifact(version))
+
+
+def ensure_kafka_tools(version: str = KAFKA_VERSION) -> Path:
+    """Return a directory of jars that runs Kafka ``version``'s command-line tools."""
+    return ensure_artifact(kafka_tools_artifact(version))
+
+
+def ensure_apicurio(version: str) -> Path:
+    """Return the unpacked Apicurio Registry ``version`` (see :func:`runner_jar`)."""
+    return ensure_artifact(apicurio_artifact(version))
+
+
+def runner_jar(app: Path) -> Path:
+    """The jar that starts an unpacked Quarkus build: ``quarkus-run.jar`` (a fast-jar
+    build, Apicurio 3.1+) or ``<name>-runner.jar`` next to ``lib/`` (a legacy-jar build,
+    as Apicurio 3.0.x ships)."""
+    fast = app / "quarkus-run.jar"
+    if fast.is_file():
+        return fast
+    legacy = sorted(app.glob("*-runner.jar"))
+    return legacy[0] if legacy else fast

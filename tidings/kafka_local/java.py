@@ -1,4 +1,5 @@
-"""Locate a Java runtime able to run the Kafka broker (Java 17+)."""
+"""Locate Java runtimes: one able to run the Kafka broker (Java 17+), and the newest
+installed one for the schema registry (Apicurio 3.3 needs Java 21+)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,60 @@ def _candidates() -> list[Path]:
     return found
 
 
+#: Where distributions install JVMs side by side (Debian/Ubuntu, RPM, tarballs, macOS).
+JVM_ROOTS: tuple[Path, ...] = (
+    Path("/usr/lib/jvm"),
+    Path("/usr/java"),
+    Path("/opt/java"),
+    Path("/Library/Java/JavaVirtualMachines"),
+)
+
+
+def _version_of(java: Path) -> int | None:
+    try:
+        proc = subprocess.run(
+            [str(java), "-version"], capture_output=True, text=True, timeout=30, check=False
+        )
+        return parse_java_version(proc.stderr + proc.stdout)
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return None
+
+
+def installed_javas() -> list[JavaRuntime]:
+    """Every Java found: ``$JAVA_HOME``, ``java`` on PATH, then the JVMs under
+    :data:`JVM_ROOTS`, in that order, each executable once."""
+    paths = list(_candidates())
+    for root in JVM_ROOTS:
+        if not root.is_dir():
+            continue
+        for home in sorted(root.iterdir()):
+            for java in (home / "bin" / "java", home / "Contents" / "Home" / "bin" / "java"):
+                if java.is_file() and os.access(java, os.X_OK):
+                    paths.append(java)
+    found: list[JavaRuntime] = []
+    seen: set[Path] = set()
+    for path in paths:
+        real = path.resolve()
+        if real in seen:
+            continue
+        seen.add(real)
+        major = _version_of(path)
+        if major is not None:
+            found.append(JavaRuntime(path=path, major=major))
+    return found
+
+
+def newest_java(javas: list[JavaRuntime] | None = None) -> JavaRuntime | None:
+    """The installed Java with the highest major version (the first found on a tie,
+    so ``$JAVA_HOME`` wins among equals), or None when there is none."""
+    javas = installed_javas() if javas is None else javas
+    best: JavaRuntime | None = None
+    for java in javas:
+        if best is None or java.major > best.major:
+            best = java
+    return best
+
+
 def find_java() -> JavaRuntime:
     """Return the first Java 17+ runtime: ``$JAVA_HOME/bin/java``, then ``java`` on PATH.
 
@@ -69,12 +124,8 @@ def find_java() -> JavaRuntime:
         raise TidingsError(_MISSING)
     too_old: tuple[Path, int] | None = None
     for java in candidates:
-        try:
-            proc = subprocess.run(
-                [str(java), "-version"], capture_output=True, text=True, timeout=30, check=False
-            )
-            major = parse_java_version(proc.stderr + proc.stdout)
-        except (OSError, subprocess.TimeoutExpired, ValueError):
+        major = _version_of(java)
+        if major is None:
             continue
         if major >= MIN_JAVA_VERSION:
             return JavaRuntime(path=java, major=major)

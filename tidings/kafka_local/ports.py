@@ -26,14 +26,15 @@ def port_is_free(port: int, host: str = HOST) -> bool:
     return True
 
 
-def ensure_ports_free(ports: Iterable[int], host: str = HOST) -> None:
+def ensure_ports_free(
+    ports: Iterable[int],
+    host: str = HOST,
+    hint: str = "(another Kafka?); run `tidings dev down` or choose --port",
+) -> None:
     """Raise a one-line :class:`TidingsError` naming the first port already taken."""
     for port in ports:
         if not port_is_free(port, host):
-            raise TidingsError(
-                f"port {port} is already in use (another Kafka?); "
-                "run `tidings dev down` or choose --port"
-            )
+            raise TidingsError(f"port {port} is already in use {hint}")
 
 
 def find_free_base_port(count: int, host: str = HOST, tries: int = 200) -> int:

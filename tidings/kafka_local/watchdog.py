@@ -2,8 +2,8 @@
 
 ``python -m tidings.kafka_local.watchdog [--remove] STATE_DIR`` polls its
 parent; once the parent is gone (SIGKILL, ``os._exit`` from a timeout, a
-crash) it runs ``down`` on STATE_DIR (and deletes it with ``--remove``), so no
-broker outlives a killed pytest run. The normal
+crash) it runs ``down`` on STATE_DIR's brokers and schema registry (and deletes
+the dir with ``--remove``), so neither outlives a killed pytest run. The normal
 path never gets here: the fixture stops the cluster, then this process.
 """
 
@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from tidings.kafka_local.cluster import LocalCluster
+from tidings.kafka_local.registry import LocalRegistry
 
 _POLL_S = 1.0
 
@@ -55,6 +56,7 @@ def main(argv: list[str]) -> int:
     while _owner_alive(owner):
         time.sleep(_POLL_S)
     LocalCluster(state_dir).down(timeout=10)
+    LocalRegistry(state_dir).down(timeout=10)
     if remove:
         shutil.rmtree(state_dir, ignore_errors=True)
     return 0

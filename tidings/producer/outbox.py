@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from tidings.db import Database, transaction
 from tidings.producer.prepare import EventPreparer, PreparedEvent
-from tidings.producer.reliable import DeliveryFailed, ReliableProducer
+from tidings.producer.reliable import Delivery, DeliveryFailed, ReliableProducer
 
 if TYPE_CHECKING:
     from tidings.codec.events import Event
@@ -293,21 +293,39 @@ class OutboxRelay:
         ).fetchall()
         if not rows:
             return 0, 0, None
-        futures = [
-            (row[0], self.producer.send(
-                row[2], bytes(row[4]), key=bytes(row[3]) if row[3] is not None else None,
-                headers=[(n, v.encode()) for n, v in json.loads(row[5])], event_id=row[1],
-                partition=row[6]))
-            for row in rows
-        ]
+        # One batch of reports, not a future per row; sent in id order, which the
+        # idempotent producer keeps per partition. A reply names its partition (the
+        # requesting instance's), so it goes on its own (see tidings.producer.replies).
+        plain = [row for row in rows if row[6] is None]
+        batch = self.producer.send_batch([
+            (row[2], bytes(row[4]), bytes(row[3]) if row[3] is not None else None,
+             [(n, v.encode()) for n, v in json.loads(row[5])], row[1])
+            for row in plain
+        ])
+        addressed = {row[0]: self.producer.send(
+            row[2], bytes(row[4]), key=bytes(row[3]) if row[3] is not None else None,
+            headers=[(n, v.encode()) for n, v in json.loads(row[5])], event_id=row[1],
+            partition=row[6]) for row in rows if row[6] is not None}
+        batch.wait(timeout=self.producer.delivery_timeout + 5)
+        outcomes: dict[int, Delivery | DeliveryFailed | None] = dict(
+            zip((row[0] for row in plain), list(batch.results), strict=True))
+        for row_id, future in addressed.items():
+            try:
+                outcomes[row_id] = future.result(timeout=self.producer.delivery_timeout + 5)
+            except DeliveryFailed as exc:
+                outcomes[row_id] = exc
+            except TimeoutError:
+                outcomes[row_id] = None
         delivered: list[int] = []
         failure: BaseException | None = None
-        for row_id, future in futures:
-            try:
-                future.result(timeout=self.producer.delivery_timeout + 5)
-                delivered.append(row_id)
-            except (DeliveryFailed, TimeoutError) as exc:
-                failure = failure or exc
+        for row in rows:
+            outcome = outcomes.get(row[0])
+            if isinstance(outcome, Delivery):
+                delivered.append(row[0])
+            else:
+                failure = failure or outcome or DeliveryFailed(
+                    f"no delivery report for event {row[1]} within "
+                    f"{self.producer.delivery_timeout + 5:g}s")
         if delivered:
             self._mark_sent(delivered)
         return len(rows), len(delivered), failure

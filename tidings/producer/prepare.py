@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -24,7 +26,7 @@ class EventCodec(Protocol):
     def encode(self, event: str, record: dict[str, Any]) -> bytes: ...
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PreparedEvent:
     """An event encoded for the wire, before it is sent (the outbox stores these)."""
 
@@ -34,6 +36,18 @@ class PreparedEvent:
     key: bytes | None
     value: bytes
     headers: list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """What every prepare() of one event type needs, resolved once."""
+
+    topic: str
+    key_field: str | None
+    #: The standard headers that are the same for every event of this type and service.
+    event_type: tuple[str, bytes]
+    schema: tuple[str, bytes]
+    producer: tuple[str, bytes]
 
 
 class EventPreparer:
@@ -52,19 +66,19 @@ class EventPreparer:
             raise PublishRefused(
                 f"{service!r} is not a producer in {topology.path.name} (declared: {known})"
             )
-        from tidings.codec import SchemaCatalogue, codec_for
+        from tidings.codec import SchemaCatalogue
 
         self.topology = topology
         self.service = service
         self.allowed = frozenset(topology.producers[service].publishes)
         declared = topology.declared_events()
         self.catalogue = catalogue or SchemaCatalogue.from_events(declared)
-        self.codec: EventCodec = codec or codec_for(declared, topology.cluster.schema_registry_url,
-                                                   self.catalogue)
-        # Per event type, what every prepare() of it needs: (topic, key field, schema).
-        self._routes: dict[str, tuple[str, str | None, str]] = {}
+        self.codec: EventCodec = codec or topology.codec(self.catalogue)
+        self._routes: dict[str, _Route] = {}
+        self._clock = _Timestamps()
+        self._ids = _Ids()
 
-    def _route(self, event_type: str) -> tuple[str, str | None, str]:
+    def _route(self, event_type: str) -> _Route:
         route = self._routes.get(event_type)
         if route is None:
             if event_type not in self.allowed:
@@ -73,9 +87,13 @@ class EventPreparer:
                     f"(it publishes: {', '.join(sorted(self.allowed))}); add it under "
                     f"producers.{self.service}.publishes in {self.topology.path.name}"
                 )
+            from tidings.codec import schema_header
+
             spec = self.topology.events[event_type]
-            route = (spec.topic, spec.key or None,
-                     self.catalogue.writer(event_type).fingerprint.hex())
+            # The writer's registry id in registry mode, else its fingerprint.
+            schema = schema_header(self.codec, self.catalogue, event_type)
+            route = _Route(spec.topic, spec.key or None, (h.EVENT_TYPE, event_type.encode()),
+                           (h.SCHEMA, schema.encode()), (h.PRODUCER, self.service.encode()))
             self._routes[event_type] = route
         return route
 
@@ -87,36 +105,77 @@ class EventPreparer:
         traceparent: str | None = None,
         occurred_at: datetime | None = None,
     ) -> PreparedEvent:
-        """Validate, encode and address ``event`` without sending it."""
+        """Validate, encode and address ``event`` without sending it (a model is valid
+        once built, so it is not validated again here)."""
         event_type = type(event).event_type
-        topic, key_field, schema = self._route(event_type)
+        route = self._route(event_type)
         record = event.to_avro()
+        key_field = route.key_field
         key = str(record[key_field]).encode() if key_field else None
         if not event_id or not traceparent:
-            new_id, new_trace = new_ids()
+            new_id, new_trace = self._ids.next()
             event_id = event_id or new_id
             traceparent = traceparent or new_trace
+        stamp = self._clock.now() if occurred_at is None \
+            else h.format_timestamp(occurred_at).encode()
         return PreparedEvent(
-            event_id=event_id,
-            event_type=event_type,
-            topic=topic,
-            key=key,
-            value=self.codec.encode(event_type, record),
-            headers=h.event_headers(
-                event_id=event_id, event_type=event_type, schema=schema,
-                producer=self.service, occurred_at=occurred_at, traceparent=traceparent,
-            ),
+            event_id, event_type, route.topic, key, self.codec.encode(event_type, record),
+            [(h.EVENT_ID, event_id.encode()), route.event_type, route.schema,
+             (h.OCCURRED_AT, stamp), route.producer, (h.TRACEPARENT, traceparent.encode())],
         )
+
+
+class _Timestamps:
+    """``occurred-at`` values, formatted once per millisecond (RFC 3339, UTC, ms) rather
+    than through a datetime per event."""
+
+    def __init__(self) -> None:
+        self._ms = -1
+        self._second = -1
+        self._prefix = b""
+        self._text = b""
+
+    def now(self) -> bytes:
+        ms = time.time_ns() // 1_000_000
+        if ms != self._ms:
+            second, milli = divmod(ms, 1000)
+            if second != self._second:
+                self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second)).encode()
+                self._second = second
+            self._text = self._prefix + b"%03dZ" % milli
+            self._ms = ms
+        return self._text
+
+
+class _Ids:
+    """Fresh event ids and traceparents from the OS's random source, read 64 at a time."""
+
+    _PER_READ = 64
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._at = 0
+        self._lock = threading.Lock()  # publishers may share a preparer across threads
+
+    def next(self) -> tuple[str, str]:
+        with self._lock:
+            if self._at >= len(self._pool):
+                self._pool, self._at = os.urandom(40 * self._PER_READ), 0
+            raw = self._pool[self._at:self._at + 40]
+            self._at += 40
+        return _ids_from(raw)
 
 
 def new_ids() -> tuple[str, str]:
     """A fresh event id and traceparent, as :func:`tidings.headers.new_event_id` and
     :func:`tidings.headers.new_traceparent` make them (a random UUID 4; a W3C trace
     context, version 00, sampled), from one call to the OS's random source."""
-    raw = os.urandom(40)
-    uid = bytearray(raw[:16])
-    uid[6] = (uid[6] & 0x0F) | 0x40  # version 4
-    uid[8] = (uid[8] & 0x3F) | 0x80  # RFC 4122 variant
-    x = uid.hex()
-    return (f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}",
-            f"00-{raw[16:32].hex()}-{raw[32:].hex()}-01")
+    return _ids_from(os.urandom(40))
+
+
+def _ids_from(raw: bytes) -> tuple[str, str]:
+    x = raw.hex()
+    # UUID 4: the version nibble is 4, the variant's top bits are 10.
+    variant = "89ab"[int(x[16], 16) & 3]
+    return (f"{x[:8]}-{x[8:12]}-4{x[13:16]}-{variant}{x[17:20]}-{x[20:32]}",
+            f"00-{x[32:64]}-{x[64:80]}-01")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+import gc
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -19,6 +21,25 @@ from tidings.topology import Topology, load_topology
 
 if TYPE_CHECKING:
     from tidings.codec.events import Event
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector off while a batch is prepared.
+
+    Preparing allocates a few container objects per event; every few hundred of them
+    the collector runs, and each run walks whatever else the process holds (a large
+    list of inputs, say), which cost several µs per event. The batch creates no cycles
+    worth collecting meanwhile; the collector runs again right after.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 class PublishFailed(TidingsError):
@@ -53,7 +74,7 @@ class Publisher(Conversations):
         self.preparer = EventPreparer(topology, service, codec=codec)
         self.topology = topology
         self.service = service
-        config = kafka_client_config(settings, topology.cluster.properties,
+        config = kafka_client_config(settings, topology.cluster.client_properties,
                                      topology.cluster.bootstrap_servers,
                                      near=topology.root)
         config.update(producer_config or {})
@@ -95,7 +116,8 @@ class Publisher(Conversations):
 
     def publish_many(self, events: Iterable[Event]) -> list[Delivery]:
         """Publish a batch; returns deliveries in order, or raises :class:`PublishFailed`."""
-        prepared = [self.prepare(event) for event in events]
+        with gc_paused():
+            prepared = [self.prepare(event) for event in events]
         return self.send_all(prepared)
 
     def send_all(self, prepared: Sequence[PreparedEvent]) -> list[Delivery]:

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 from confluent_kafka import KafkaError, Message, Producer
 
 from tidings.errors import TidingsError
 from tidings.kafka_clients import with_logger
+from tidings.topology.model import DEFAULT_PARTITIONER
 
 #: librdkafka's default producer is *not* idempotent; ours always is.
 RELIABLE_DEFAULTS: Mapping[str, Any] = {
@@ -50,8 +52,10 @@ class DeliveryBatch:
     """The delivery reports of a batch, in send order: a :class:`Delivery`, a
     :class:`DeliveryFailed`, or None while the broker has not answered."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, producer: ReliableProducer | None = None) -> None:
         self.results: list[Delivery | DeliveryFailed | None] = [None] * size
+        self.event_ids: list[str | None] = [None] * size
+        self._producer = producer
         self._left = size
         self._lock = threading.Lock()
         self._done = threading.Event()
@@ -65,9 +69,82 @@ class DeliveryBatch:
             if self._left == 0:
                 self._done.set()
 
+    def on_delivery(self, index: int, error: KafkaError | None, message: Message) -> None:
+        """librdkafka's report for message ``index`` (bound with functools.partial: one
+        small object per message instead of a closure and a Future)."""
+        event_id = self.event_ids[index]
+        if error is not None:
+            assert self._producer is not None
+            self.report(index, DeliveryFailed(self._producer._explain(
+                error, str(message.topic()), event_id)))
+        else:
+            self.report(index, Delivery(str(message.topic()), message.partition() or 0,
+                                        message.offset() or 0, event_id))
+
     def wait(self, timeout: float | None = None) -> bool:
         """True once every message has a report (within ``timeout`` seconds)."""
         return self._done.wait(timeout)
+
+
+class DeliveryStream:
+    """Many messages with at most ``window`` unacknowledged at once, and one shared
+    delivery callback: for copies (replay, redrive) that need counts and the first
+    failure, not a result per message. :meth:`drain` waits for the rest and raises the
+    first failure, if any."""
+
+    def __init__(self, producer: ReliableProducer, window: int) -> None:
+        self._producer = producer
+        self.window = window
+        self.sent = 0  # written by the sending thread only
+        self.delivered = 0  # written by librdkafka's callback (the poll thread) only
+        self.failure: DeliveryFailed | None = None
+        self._waiting = False
+        self._wake = threading.Condition()
+
+    def send(self, topic: str, value: bytes, key: bytes | None,
+             headers: list[tuple[str, bytes]] | None, partition: int) -> None:
+        if self.failure is not None:
+            raise self.failure
+        if self.sent - self.delivered >= self.window:
+            self._wait_below(self.window)
+        produce = self._producer._producer.produce
+        try:
+            produce(topic, value, key, partition, on_delivery=self._report,
+                    headers=cast("list[tuple[str, str | bytes | None]] | None", headers))
+        except BufferError:
+            self._producer._produce(topic, {"value": value, "key": key, "partition": partition,
+                                            "headers": headers, "on_delivery": self._report})
+        self.sent += 1
+
+    def _report(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None and self.failure is None:
+            self.failure = DeliveryFailed(self._producer._explain(
+                error, str(message.topic()), None))
+        self.delivered += 1
+        if self._waiting:
+            with self._wake:
+                self._wake.notify_all()
+
+    def _wait_below(self, limit: int) -> None:
+        deadline = time.monotonic() + self._producer.delivery_timeout + 5
+        with self._wake:
+            self._waiting = True
+            try:
+                while self.sent - self.delivered >= limit and self.failure is None:
+                    if time.monotonic() > deadline:
+                        raise DeliveryFailed(
+                            f"{self.sent - self.delivered} message(s) unacknowledged for "
+                            f"{self._producer.delivery_timeout:g}s; is the broker at "
+                            f"{self._producer.bootstrap} reachable?")
+                    self._wake.wait(0.05)
+            finally:
+                self._waiting = False
+        if self.failure is not None:
+            raise self.failure
+
+    def drain(self) -> None:
+        """Wait until every message sent is acknowledged; raise the first failure."""
+        self._wait_below(1)
 
 
 class ReliableProducer:
@@ -76,7 +153,9 @@ class ReliableProducer:
     def __init__(self, config: Mapping[str, Any], *, delivery_timeout: float = 30.0) -> None:
         self.bootstrap = str(config.get("bootstrap.servers", "?"))
         self.delivery_timeout = delivery_timeout
-        merged = {**config, **RELIABLE_DEFAULTS}
+        # Keys land where Java's producers put them (murmur2) unless the config (the
+        # topology's cluster.partitioner) chooses another partitioner.
+        merged = {"partitioner": DEFAULT_PARTITIONER, **config, **RELIABLE_DEFAULTS}
         # Bounds how long a message may wait in librdkafka for the broker, so an
         # unreachable cluster surfaces as an error instead of an endless retry.
         merged["message.timeout.ms"] = int(delivery_timeout * 1000)
@@ -120,22 +199,22 @@ class ReliableProducer:
         message: a batch waits once, for all of its reports.
         """
         items = messages if isinstance(messages, Sequence) else list(messages)
-        batch = DeliveryBatch(len(items))
+        batch = DeliveryBatch(len(items), self)
+        report, produce = batch.on_delivery, self._producer.produce
+        event_ids = batch.event_ids
         for index, (topic, value, key, headers, event_id) in enumerate(items):
-            self._produce(topic, {"key": key, "value": value, "headers": headers,
-                                  "on_delivery": self._reporter(batch, index, topic, event_id)})
+            event_ids[index] = event_id
+            callback = partial(report, index)
+            try:
+                produce(topic, value, key, headers=headers, on_delivery=callback)
+            except BufferError:
+                self._produce(topic, {"key": key, "value": value, "headers": headers,
+                                      "on_delivery": callback})
         return batch
 
-    def _reporter(self, batch: DeliveryBatch, index: int, topic: str,
-                  event_id: str | None) -> Callable[[KafkaError | None, Message], None]:
-        def on_delivery(error: KafkaError | None, message: Message) -> None:
-            if error is not None:
-                batch.report(index, DeliveryFailed(self._explain(error, topic, event_id)))
-            else:
-                batch.report(index, Delivery(str(message.topic()), message.partition() or 0,
-                                             message.offset() or 0, event_id))
-
-        return on_delivery
+    def stream(self, window: int = 10_000) -> DeliveryStream:
+        """A :class:`DeliveryStream` over this producer."""
+        return DeliveryStream(self, window)
 
     def _produce(self, topic: str, kwargs: dict[str, Any]) -> None:
         try:

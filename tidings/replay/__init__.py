@@ -20,8 +20,10 @@ from tidings.replay.api import (
     check_group_and_topic,
     execute_replay,
     execute_undo,
+    parse_partitions,
     plan_replay,
     plan_undo,
+    share_text,
 )
 from tidings.replay.cluster import Cluster, GroupStatus, ReplayError
 from tidings.replay.copier import REDRIVE_ID, REPLAY_ID, SOURCE_OFFSET
@@ -48,6 +50,8 @@ __all__ = [
     "execute_replay",
     "execute_undo",
     "parse_bound",
+    "parse_partitions",
     "plan_replay",
     "plan_undo",
+    "share_text",
 ]

@@ -29,7 +29,7 @@ from tidings.replay.plan import (
     resolve_bound,
     spans_for,
 )
-from tidings.replay.progress import Progress
+from tidings.replay.progress import Progress, ProgressListener
 from tidings.replay.ranges import check_order, parse_bound
 from tidings.replay.state import StateStore, run_key, undo_key
 from tidings.topology import Topology
@@ -50,6 +50,9 @@ class ReplayRequest:
     end: str | None = None
     mode: str = "auto"
     reprocess: bool = False
+    #: Only these partitions (a share of a large backfill, run by one copier of several);
+    #: None: all of them.
+    partitions: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -91,23 +94,36 @@ def plan_replay(topology: Topology, request: ReplayRequest, *,
     end = parse_bound(request.end, "--to", now=now) if request.end is not None else None
     check_order(start, end)
     cluster = cluster or Cluster(topology)
-    partitions = cluster.partitions(topic)
+    partitions = all_partitions = cluster.partitions(topic)
+    if request.partitions is not None:
+        unknown = sorted(set(request.partitions) - set(partitions))
+        if unknown:
+            raise ReplayError(f"--partitions: {topic} has no partition {unknown[0]} "
+                              f"(it has 0-{max(partitions)})")
+        if request.mode == "rewind":
+            raise ReplayError("--partitions shares a copy between copiers; it does not go "
+                              "with --mode rewind")
+        partitions = sorted(set(request.partitions))
     status = cluster.group_status(group)
-    mode, reason = choose_mode(request.mode, running=status.members if status.active else 0,
+    requested = "copy" if request.partitions is not None else request.mode
+    mode, reason = choose_mode(requested, running=status.members if status.active else 0,
                                bounded=end is not None, reprocess=request.reprocess,
                                group=group)
+    if request.partitions is not None:
+        reason = f"partitions {share_text(partitions)} of {topic}, one share of the copy"
     others = [g for g in topology.consumers if g != group and topic in
               topology.topics_of_consumer(g)]
+    share = share_text(partitions) if request.partitions is not None else None
     signature = json.dumps({"group": group, "topic": topic, "from": request.start,
                             "to": request.end, "reprocess": request.reprocess,
-                            "mode": mode.value}, sort_keys=True)
+                            "mode": mode.value, "partitions": share}, sort_keys=True)
     range_text = f"[{start.describe()}, {end.describe() if end else 'the end'})"
     base = ReplayPlan(group=group, topic=topic, mode=mode, reason=reason, spans=[],
                       range_text=range_text, reprocess=request.reprocess,
                       replay_id=f"r-{uuid.uuid4().hex[:12]}", other_groups=others,
-                      signature=signature)
+                      signature=signature, share=share)
     if mode is Mode.COPY:
-        base = replace(base, target=_check_target(cluster, topic, group, partitions))
+        base = replace(base, target=_check_target(cluster, topic, group, all_partitions))
         resumed = _resume(cluster, base)
         if resumed is not None:
             return resumed
@@ -125,6 +141,35 @@ def plan_replay(topology: Topology, request: ReplayRequest, *,
     return replace(base, spans=spans)
 
 
+def parse_partitions(text: str) -> tuple[int, ...]:
+    """``0,1,2`` or ``0-5,8`` as partition numbers; :class:`ReplayError` otherwise."""
+    chosen: set[int] = set()
+    try:
+        for part in text.split(","):
+            low, _, high = part.strip().partition("-")
+            first, last = int(low), int(high or low)
+            if first > last or first < 0:
+                raise ValueError
+            chosen.update(range(first, last + 1))
+    except ValueError:
+        raise ReplayError(f"--partitions {text!r}: write partition numbers and ranges, "
+                          "e.g. 0-5 or 0,2,4") from None
+    return tuple(sorted(chosen))
+
+
+def share_text(partitions: list[int]) -> str:
+    """Partitions as ranges: ``0-5,8``."""
+    runs: list[str] = []
+    for number in sorted(partitions):
+        if runs and "-" in runs[-1] and int(runs[-1].split("-")[1]) == number - 1:
+            runs[-1] = f"{runs[-1].split('-')[0]}-{number}"
+        elif runs and "-" not in runs[-1] and int(runs[-1]) == number - 1:
+            runs[-1] = f"{runs[-1]}-{number}"
+        else:
+            runs.append(str(number))
+    return ",".join(runs)
+
+
 def _check_target(cluster: Cluster, topic: str, group: str, partitions: list[int]) -> str:
     target = replay_topic_name(topic, group)
     have = cluster.partitions(target)
@@ -136,7 +181,7 @@ def _check_target(cluster: Cluster, topic: str, group: str, partitions: list[int
 
 def _resume(cluster: Cluster, base: ReplayPlan) -> ReplayPlan | None:
     """The plan of an interrupted run of the same replay, with what it already copied."""
-    state = StateStore(cluster).get(run_key("replay", base.group, base.topic))
+    state = StateStore(cluster).get(run_key("replay", base.group, base.topic, base.share))
     if not state or state.get("status") != "running" or state.get("signature") != base.signature:
         return None
     tasks = [CopyTask.from_json(t) for t in state["tasks"]]
@@ -149,8 +194,13 @@ def _resume(cluster: Cluster, base: ReplayPlan) -> ReplayPlan | None:
 
 def execute_replay(plan: ReplayPlan, topology: Topology, *, cluster: Cluster | None = None,
                    rate: float | None = None, progress: TextIO | None = None,
-                   show_progress: bool = True) -> ReplayResult:
-    """Carry out ``plan``: copy the range into the replay topic, or rewind the group."""
+                   show_progress: bool = True,
+                   on_progress: ProgressListener | None = None) -> ReplayResult:
+    """Carry out ``plan``: copy the range into the replay topic, or rewind the group.
+
+    A copy reports progress to ``progress`` (a text stream, stderr by default) unless
+    ``show_progress`` is false, and to ``on_progress`` as :class:`ProgressUpdate`s (the
+    console's progress bar); a rewind is one step and reports nothing."""
     cluster = cluster or Cluster(topology)
     if plan.mode is Mode.REWIND:
         return _rewind(plan, cluster)
@@ -159,7 +209,7 @@ def execute_replay(plan: ReplayPlan, topology: Topology, *, cluster: Cluster | N
         return ReplayResult(plan.replay_id, plan.mode, 0, 0.0)
     assert plan.target is not None
     store = StateStore(cluster)
-    key = run_key("replay", plan.group, plan.topic)
+    key = run_key("replay", plan.group, plan.topic, plan.share)
     if plan.resumed:
         state = store.get(key) or {}
         tasks = [CopyTask.from_json(t) for t in state.get("tasks", [])]
@@ -186,7 +236,8 @@ def execute_replay(plan: ReplayPlan, topology: Topology, *, cluster: Cluster | N
     stats = copy_records(
         cluster, tasks, run_header=REPLAY_ID, run_id=plan.replay_id, transform=transform,
         starts=starts, rate=rate,
-        progress=Progress(remaining, stream=progress, enabled=show_progress))
+        progress=Progress(remaining, stream=progress, enabled=show_progress,
+                          listener=on_progress))
     store.put(key, {**state, "status": "done", "finished_at": _now_ms()})
     return ReplayResult(plan.replay_id, plan.mode, stats.copied, time.monotonic() - began)
 

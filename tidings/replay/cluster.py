@@ -62,7 +62,7 @@ class Cluster:
         settings = Settings()
         self.topology = topology
         self.config: dict[str, Any] = dict(config) if config is not None else \
-            kafka_client_config(settings, topology.cluster.properties,
+            kafka_client_config(settings, topology.cluster.client_properties,
                                 topology.cluster.bootstrap_servers,
                                 near=topology.root)
         self.bootstrap = str(self.config.get("bootstrap.servers", "?"))
@@ -111,16 +111,26 @@ class Cluster:
     def _list_offsets(self, topic: str, specs: Mapping[int, Any]) -> dict[int, int]:
         if not specs:
             return {}
-        request = {TopicPartition(topic, p): spec for p, spec in specs.items()}
-        futures = self.admin.list_offsets(request, request_timeout=self.timeout)
         result: dict[int, int] = {}
-        for tp, future in futures.items():
-            try:
-                result[tp.partition] = int(future.result(timeout=self.timeout).offset)
-            except KafkaException as exc:
-                raise ReplayError(f"cannot read offsets of {topic}[{tp.partition}]: "
-                                  f"{_text(exc)}") from None
-        return result
+        deadline = time.monotonic() + self.timeout
+        while True:
+            request = {TopicPartition(topic, p): spec for p, spec in specs.items()
+                       if p not in result}
+            futures = self.admin.list_offsets(request, request_timeout=self.timeout)
+            moving: list[int] = []
+            for tp, future in futures.items():
+                try:
+                    result[tp.partition] = int(future.result(timeout=self.timeout).offset)
+                except KafkaException as exc:
+                    # A topic created a moment ago may not have settled on its leader.
+                    if _leader_moving(exc) and time.monotonic() < deadline:
+                        moving.append(tp.partition)
+                        continue
+                    raise ReplayError(f"cannot read offsets of {topic}[{tp.partition}]: "
+                                      f"{_text(exc)}") from None
+            if not moving:
+                return result
+            time.sleep(0.2)
 
     def committed(self, group: str, topic: str, partitions: list[int]) -> dict[int, int | None]:
         """The group's committed offset per partition of ``topic`` (None: never committed)."""
@@ -171,14 +181,16 @@ class Cluster:
 
     # -- records ---------------------------------------------------------------------
 
-    def consumer(self) -> KafkaConsumer:
-        """A consumer for reading by assignment only: it never commits."""
+    def consumer(self, **overrides: Any) -> KafkaConsumer:
+        """A consumer for reading by assignment only: it never commits. ``overrides``
+        are librdkafka properties with dots as underscores (``fetch_wait_max_ms=10``)."""
         return KafkaConsumer(with_logger({
             **self.config,
             "group.id": f"tidings-replay-reader-{uuid.uuid4().hex}",
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
+            **{k.replace("_", "."): v for k, v in overrides.items()},
         }))
 
     def read_range(self, topic: str, ranges: Mapping[int, tuple[int, int]],
@@ -202,8 +214,12 @@ def read_assigned(consumer: KafkaConsumer, topic: str, ranges: Mapping[int, tupl
         return
     consumer.assign([TopicPartition(topic, p, ranges[p][0]) for p in pending])
     last_progress = time.monotonic()
+    position = {p: ranges[p][0] for p in pending}
     while pending:
-        messages = consumer.consume(500, timeout=0.5)
+        # Ask for no more than the ranges still hold: consume() waits out its timeout
+        # when fewer records than asked for come, which near a range's end they do.
+        left = sum(end - position[p] for p, end in pending.items())
+        messages = consumer.consume(max(1, min(500, left)), timeout=0.5)
         if not messages and time.monotonic() - last_progress > idle_timeout:
             missing = ", ".join(f"[{p}] before {end}" for p, end in sorted(pending.items()))
             raise ReplayError(f"reading {topic} stalled for {idle_timeout:g}s ({missing}); "
@@ -220,11 +236,19 @@ def read_assigned(consumer: KafkaConsumer, topic: str, ranges: Mapping[int, tupl
             offset = message.offset() or 0
             if end is None:
                 continue
+            position[partition] = offset + 1
             if offset < end:
                 yield message
             if offset >= end - 1:
                 del pending[partition]
                 consumer.incremental_unassign([TopicPartition(topic, partition)])
+
+
+def _leader_moving(exc: KafkaException) -> bool:
+    error = exc.args[0] if exc.args else None
+    return isinstance(error, KafkaError) and error.code() in (
+        KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART)
 
 
 def _text(exc: KafkaException) -> str:

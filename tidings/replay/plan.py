@@ -131,6 +131,8 @@ class ReplayPlan:
     other_groups: list[str] = field(default_factory=list)
     resumed: bool = False
     signature: str = ""
+    #: The partitions of this share of a copy (``--partitions``), or None for all.
+    share: str | None = None
 
     @property
     def events(self) -> int:

@@ -85,8 +85,10 @@ class StateStore:
                 time.sleep(0.2)
 
 
-def run_key(kind: str, group: str, topic: str) -> str:
-    return f"run/{kind}/{group}/{topic}"
+def run_key(kind: str, group: str, topic: str, share: str | None = None) -> str:
+    """Where a run's progress is kept; each share of a copy split by ``--partitions``
+    (several copiers, e.g. on several machines) has its own."""
+    return f"run/{kind}/{group}/{topic}" + (f"/partitions={share}" if share else "")
 
 
 def undo_key(group: str) -> str:

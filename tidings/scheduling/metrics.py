@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from typing import TYPE_CHECKING
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -9,6 +12,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+if TYPE_CHECKING:
+    from tidings.consumer.metrics import HealthState
 
 #: How late an event is delivered, seconds: a tier is never longer than the time left,
 #: so normal lateness is well under a second; hours mean the scheduler was down.
@@ -54,6 +60,15 @@ class SchedulerMetrics:
                                     registry=r)
         self.aborted = Counter("tidings_scheduler_transactions_aborted_total",
                                "Kafka transactions aborted and retried", registry=r)
+
+    def watch(self, health: HealthState) -> None:
+        """Export how long since the scheduler's loop last turned (read at scrape)."""
+        if getattr(self, "_watched", False):
+            return
+        self._watched = True
+        Gauge("tidings_scheduler_loop_age_seconds", "Seconds since the scheduler's loop "
+              "last turned", registry=self.registry).set_function(
+            lambda: time.monotonic() - health.last_poll)
 
     def value(self, name: str, **labels: str) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0

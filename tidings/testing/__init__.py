@@ -1,7 +1,8 @@
 """Test support for Tidings and for the teams who build on it.
 
 ``tidings.testing`` gives real brokers for integration tests (an existing
-cluster, a container, or the local launcher) and a throwaway PostgreSQL.
+cluster, a container, or the local launcher), a real schema registry (an existing
+one, or Apicurio from the launcher) and a throwaway PostgreSQL.
 """
 
 from tidings.testing.brokers import (
@@ -11,6 +12,7 @@ from tidings.testing.brokers import (
     local_cluster,
     local_kafka,
 )
+from tidings.testing.registry import local_registry, schema_registry_url
 
 __all__ = [
     "KAFKA_CONTAINER_IMAGE",
@@ -18,4 +20,6 @@ __all__ = [
     "kafka_bootstrap_servers",
     "local_cluster",
     "local_kafka",
+    "local_registry",
+    "schema_registry_url",
 ]

@@ -55,7 +55,8 @@ def _kafka_container() -> Iterator[str]:
         container.stop()
 
 
-def _stop_process(proc: subprocess.Popen[bytes]) -> None:
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a helper process we started (a watchdog), SIGKILL after 5 s."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -87,7 +88,7 @@ def local_kafka(brokers: int = 1, timeout: float = 120) -> Iterator[LocalCluster
             cluster.down()
         finally:
             atexit.unregister(cluster.down)
-            _stop_process(guard)
+            stop_process(guard)
             shutil.rmtree(state_dir, ignore_errors=True)
 
 

@@ -127,9 +127,10 @@ class _Server:
         _run([str(self.bindir / "initdb"), "-D", str(self.data), "--auth=trust",
               "-U", "postgres", "--encoding=UTF8", "--no-sync"], self.user, timeout=120)
 
-    def start(self, port: int) -> None:
-        options = (f"-p {port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+    def start(self, port: int, *, durable: bool = False) -> None:
+        options = f"-p {port} -k {self.root} -c listen_addresses=127.0.0.1"
+        if not durable:  # tests need no crash safety of the server itself
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         try:
             _run([str(self.bindir / "pg_ctl"), "start", "-w", "-t", str(_START_TIMEOUT_S),
                   "-D", str(self.data), "-l", str(self.log), "-o", options],
@@ -164,9 +165,11 @@ class _Server:
 
 
 @contextlib.contextmanager
-def postgres_server() -> Iterator[str]:
+def postgres_server(*, durable: bool = False) -> Iterator[str]:
     """Yield ``postgresql://postgres@127.0.0.1:PORT/postgres`` of a throwaway server.
 
+    The server runs with fsync, synchronous_commit and full_page_writes off, unless
+    ``durable`` keeps PostgreSQL's defaults (the benchmarks measure at those).
     ``TIDINGS_TEST_POSTGRES_URL``, when set, is yielded as is. Raises
     :class:`PostgresUnavailable` (naming why) when no server can be started.
     """
@@ -193,7 +196,7 @@ def postgres_server() -> Iterator[str]:
         for _ in range(3):  # another process may take the free port before we bind it
             port = _free_port()
             try:
-                server.start(port)
+                server.start(port, durable=durable)
                 break
             except PostgresUnavailable as exc:
                 last = exc

@@ -16,6 +16,7 @@ from tidings.imports import on_sys_path, resolve_reference
 from tidings.settings import is_reference, reference_problem
 from tidings.timing.placeholders import tick_data
 from tidings.topology import kafka_configs
+from tidings.topology.deploy_checks import check_deploy
 from tidings.topology.model import EVENT_NAME, SERVICE_NAME, TOPIC_NAME, ScheduleSpec
 from tidings.topology.source import Path_, Problem
 from tidings.topology.topology import Topology
@@ -31,6 +32,7 @@ def check_topology(
     broken: Mapping[str, set[str]],
     check_imports: bool,
     broker_count: int | None,
+    check_compatibility: bool = True,
 ) -> list[Problem]:
     """Every cross-reference problem; ``broken`` names entries that already failed to parse,
     so that referring to them is not reported a second time."""
@@ -45,6 +47,7 @@ def check_topology(
     _check_events(topology, broken, report)
     _check_references(topology, broken, report)
     _check_schedules(topology, broken, report, check_imports=check_imports)
+    check_deploy(topology, report)
     if check_imports:
         _check_handlers(topology, report)
     if not problems:
@@ -53,7 +56,8 @@ def check_topology(
     if broker_count is not None:
         check_replication(topology, broker_count, report)
     sound = _events_with_sound_schema(topology)
-    _check_schema_versions(topology, sound, report)
+    if check_compatibility:
+        _check_schema_versions(topology, sound, report)
     if check_imports:
         _check_models(topology, sound, report)
     return problems
@@ -128,6 +132,12 @@ def _check_configs(topology: Topology, report: Report) -> None:
 
 
 def _check_cluster(topology: Topology, report: Report) -> None:
+    services = [*topology.producers, *topology.consumers]
+    for service in topology.cluster.principals:
+        if service not in services:
+            report(("cluster", "principals", service),
+                   f"cluster.principals names {service!r}, which is neither a producer nor a "
+                   f"consumer{_did_you_mean(service, services)}")
     cluster = topology.cluster
     settings: list[tuple[Path_, object]] = [
         (("cluster", "bootstrap_servers"), cluster.bootstrap_servers),
@@ -139,6 +149,11 @@ def _check_cluster(topology: Topology, report: Report) -> None:
         if problem:
             report(path, f"{'.'.join(str(p) for p in path)}: {problem}")
     for key, value in cluster.properties.items():
+        if key == "partitioner":
+            report(("cluster", "properties", key),
+                   "set the partitioner as cluster.partitioner, not under properties, so "
+                   "`topology plan` can warn when it changes")
+            continue
         # A reference to the environment holds no secret, so it is fine for a secret.
         if any(marker in key.lower() for marker in SECRET_MARKERS) and not is_reference(value):
             env = "TIDINGS_KAFKA_" + key.upper().replace(".", "_")

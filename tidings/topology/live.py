@@ -6,10 +6,11 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, ClusterMetadata, ConfigResource, ConfigSource
 
 from tidings.errors import TidingsError
+from tidings.kafka_clients import earliest_offset, latest_offset
 from tidings.topology.plan import ClusterState, LiveConfig, LiveTopic
 
 
@@ -85,3 +86,34 @@ def _source_id(source: object) -> int:
     # confluent-kafka hands back the enum or its raw int depending on the call path.
     raw = getattr(source, "value", source)
     return raw if isinstance(raw, int) else -1
+
+
+def count_messages(
+    admin: AdminClient, metadata: ClusterMetadata, topics: Iterable[str], timeout: float
+) -> dict[str, int]:
+    """Events each existing topic of ``topics`` holds (latest minus earliest offset,
+    summed over its partitions); topics not on the cluster are left out."""
+    partitions = [TopicPartition(name, p) for name in dict.fromkeys(topics)
+                  if name in metadata.topics and metadata.topics[name].error is None
+                  for p in metadata.topics[name].partitions]
+    if not partitions:
+        return {}
+    counts: dict[str, int] = {}
+    low = _offsets(admin, {tp: earliest_offset() for tp in partitions}, timeout)
+    high = _offsets(admin, {tp: latest_offset() for tp in partitions}, timeout)
+    for key, end in high.items():
+        counts[key[0]] = counts.get(key[0], 0) + max(0, end - low.get(key, 0))
+    return counts
+
+
+def _offsets(admin: AdminClient, request: dict[TopicPartition, Any],
+             timeout: float) -> dict[tuple[str, int], int]:
+    futures = admin.list_offsets(request, request_timeout=timeout)
+    result: dict[tuple[str, int], int] = {}
+    for tp, future in futures.items():
+        try:
+            result[(tp.topic, tp.partition)] = int(future.result(timeout=timeout).offset)
+        except KafkaException as exc:
+            raise TidingsError(f"could not read the offsets of {tp.topic}[{tp.partition}]: "
+                               f"{exc.args[0].str()}") from None
+    return result

@@ -62,6 +62,7 @@ def load_topology(
     check_imports: bool = True,
     broker_count: int | None = None,
     env: str | None = None,
+    check_compatibility: bool = True,
 ) -> Topology:
     """Read and validate a topology file, resolved for one environment.
 
@@ -70,7 +71,8 @@ def load_topology(
     imports each consumer's handler (with the file's directory on ``sys.path``);
     ``broker_count``, when known, bounds replication factors (else the
     environment's ``cluster.brokers`` does). Raises :class:`TopologyInvalid` listing
-    every problem found.
+    every problem found. ``check_compatibility`` false leaves schema evolution to the
+    caller (``tidings schemas check --registry`` reports it next to the registry's verdict).
     """
     path = Path(path).resolve()
     filename = display_name(path)
@@ -93,12 +95,14 @@ def load_topology(
         environments=resolution.declared,
         scheduling=parsed.get("scheduling"),
         schedules=parsed.get("schedules", {}),
+        deploy=parsed.get("deploy"),
     )
     broken = {section: parsed.get(f"{section}!broken", set()) for section in SECTION_ENTRY_MODELS}
     brokers = broker_count if broker_count is not None else topology.cluster.brokers
     problems.extend(
         checks.check_topology(
-            topology, broken=broken, check_imports=check_imports, broker_count=brokers
+            topology, broken=broken, check_imports=check_imports, broker_count=brokers,
+            check_compatibility=check_compatibility,
         )
     )
     if problems:

@@ -20,16 +20,23 @@ from pydantic import (
 )
 
 from tidings.durations import Duration, parse_duration
+from tidings.topology.deploy_model import DeploySpec
 
 TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 EVENT_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,199}$")
 HANDLER_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 MODEL_REF = HANDLER_REF  # "package.module:ClassName", the same shape as a handler
+PRINCIPAL = re.compile(r"^[A-Za-z][A-Za-z0-9]*:\S.*$")  # "User:inventory", "User:CN=a,O=b"
 
 DurationField = Annotated[Duration, BeforeValidator(parse_duration)]
 ConfigValue = str | int | float | bool | list[str]
 Compatibility = Literal["BACKWARD", "FORWARD", "FULL", "NONE"]
+#: librdkafka's partitioners. ``murmur2_random`` places keyed events where Java's
+#: DefaultPartitioner does; librdkafka's own default, ``consistent_random``, hashes CRC32.
+Partitioner = Literal["murmur2_random", "murmur2", "consistent_random", "consistent",
+                      "fnv1a_random", "fnv1a", "random"]
+DEFAULT_PARTITIONER: Partitioner = "murmur2_random"
 
 
 class _Strict(BaseModel):
@@ -41,10 +48,41 @@ class ClusterSpec(_Strict):
 
     bootstrap_servers: str | None = None
     schema_registry_url: str | None = None
+    #: Register a writer schema on its first publish (like Confluent's
+    #: ``auto.register.schemas``); otherwise ``tidings schemas register`` must have.
+    auto_register_schemas: bool = False
+    #: Which partition a keyed event goes to; changing it moves keys on topics with data.
+    partitioner: Partitioner = DEFAULT_PARTITIONER
     properties: dict[str, str | int | bool] = Field(default_factory=dict)
+    #: service -> the Kafka principal it connects as (default ``User:<service>``).
+    principals: dict[str, str] = Field(default_factory=dict)
+    #: The principal of replay, redrive and purge (default ``User:tidings-operator``).
+    operator_principal: str | None = None
+
+    @field_validator("principals")
+    @classmethod
+    def _principal_shapes(cls, value: dict[str, str]) -> dict[str, str]:
+        for service, principal in value.items():
+            if not PRINCIPAL.match(principal):
+                raise ValueError(f"principal {principal!r} of {service} must look like "
+                                 "'User:name'")
+        return value
+
+    @field_validator("operator_principal")
+    @classmethod
+    def _operator_shape(cls, value: str | None) -> str | None:
+        if value is not None and not PRINCIPAL.match(value):
+            raise ValueError(f"operator principal {value!r} must look like 'User:name'")
+        return value
     #: How many brokers the cluster has, where known: validation then bounds replication
     #: factors without a connection (an environment's cluster, typically).
     brokers: int | None = Field(None, ge=1)
+
+    @property
+    def client_properties(self) -> dict[str, str | int | bool]:
+        """``properties`` plus the partitioner: what every Kafka client of the topology
+        starts from (consumers and admin clients ignore the partitioner)."""
+        return {**self.properties, "partitioner": self.partitioner}
 
 
 class DefaultsSpec(_Strict):
@@ -246,9 +284,10 @@ SECTION_ENTRY_MODELS: dict[str, type[_Strict]] = {
     "consumers": ConsumerSpec,
     "schedules": ScheduleSpec,
 }
-SINGLE_SECTION_MODELS: dict[str, type[_Strict]] = {
+SINGLE_SECTION_MODELS: dict[str, type[BaseModel]] = {
     "cluster": ClusterSpec,
     "defaults": DefaultsSpec,
     "scheduling": SchedulingSpec,
+    "deploy": DeploySpec,
 }
 TOP_LEVEL_KEYS = ("name", *SINGLE_SECTION_MODELS, *SECTION_ENTRY_MODELS)

@@ -30,6 +30,8 @@ class ChangeKind(StrEnum):
     SET_CONFIG = "set-config"
     UNSET_CONFIG = "unset-config"
     DELETE = "delete"
+    #: Recorded in the topology's state only: the partitioner is a client setting.
+    SET_PARTITIONER = "set-partitioner"
 
 
 class Resource(StrEnum):
@@ -80,6 +82,10 @@ class ClusterState:
     topics: Mapping[str, LiveTopic]
     #: Topics a previous ``apply`` of this topology created; only these may be deleted.
     managed: frozenset[str] = frozenset()
+    #: The partitioner recorded by the previous ``apply``; None when never applied.
+    partitioner: str | None = None
+    #: Events held per declared topic (measured only when the partitioner changes).
+    messages: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -134,11 +140,15 @@ class Plan:
 
 
 _ORDER = {ChangeKind.CREATE: 0, ChangeKind.ADD_PARTITIONS: 1, ChangeKind.SET_CONFIG: 2,
-          ChangeKind.UNSET_CONFIG: 3, ChangeKind.DELETE: 4}
+          ChangeKind.UNSET_CONFIG: 3, ChangeKind.DELETE: 4, ChangeKind.SET_PARTITIONER: 5}
 
 
-def plan_topology(desired: Iterable[DesiredTopic], live: ClusterState) -> Plan:
-    """The changes that make ``live`` match ``desired``, in the order apply runs them."""
+def plan_topology(desired: Iterable[DesiredTopic], live: ClusterState,
+                  partitioner: str | None = None) -> Plan:
+    """The changes that make ``live`` match ``desired``, in the order apply runs them.
+
+    ``partitioner`` is the topology's ``cluster.partitioner``; when the previous apply
+    recorded another one, the plan says so (graded by whether keys would move)."""
     changes: list[Change] = []
     refusals: list[Refusal] = []
     in_sync = 0
@@ -161,8 +171,33 @@ def plan_topology(desired: Iterable[DesiredTopic], live: ClusterState) -> Plan:
                 summary=f"delete topic {name}",
                 reason="no longer in the topology; its events are deleted with it",
             ))
+    if partitioner is not None and live.partitioner not in (None, partitioner):
+        changes.append(partitioner_change(live.partitioner or "", partitioner,
+                                          {t.name: live.messages.get(t.name, 0)
+                                           for t in wanted if t.origin == "declared"}))
     changes.sort(key=lambda c: _ORDER[c.kind])
     return Plan(changes=changes, refusals=refusals, topics_in_sync=in_sync)
+
+
+def partitioner_change(old: str, new: str, messages: Mapping[str, int]) -> Change:
+    """The partitioner moves from ``old`` to ``new``; ``messages`` counts the events each
+    declared topic holds. Keys only move where a topic already holds events."""
+    holding = {topic: count for topic, count in messages.items() if count > 0}
+    summary = f"partitioner: {old} -> {new}"
+    if not holding:
+        return Change(ChangeKind.SET_PARTITIONER, "", Grade.SAFE, summary=summary,
+                      reason="no declared topic holds events yet, so no key moves",
+                      key="partitioner", old=old, new=new)
+    listed = ", ".join(f"{topic} ({count:,} event{'s' if count != 1 else ''})"
+                       for topic, count in sorted(holding.items()))
+    return Change(
+        ChangeKind.SET_PARTITIONER, "", Grade.CAUTION, summary=summary,
+        reason=f"{listed} already hold{'s' if len(holding) == 1 else ''} events: from the "
+               "switch on, a key's new events may go to another partition than its earlier "
+               "ones, so consumers can see them out of order; to keep the placement, set "
+               f"cluster.partitioner: {old}",
+        key="partitioner", old=old, new=new,
+    )
 
 
 def _create(topic: DesiredTopic) -> Change:

@@ -3,6 +3,10 @@
 A cluster is usually shared; a topic missing from topology.yaml may belong to some
 other team. Like Terraform's state, we remember what *this* topology created (keyed
 by its ``name``), and plan deletions only among those.
+
+The record also keeps the partitioner the topology declared when it was applied
+(``cluster.partitioner``): the partitioner is a client setting that Kafka itself
+does not know, so this is the only place ``plan`` can learn that it changes.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import json
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -21,9 +26,27 @@ from tidings.kafka_clients import with_logger
 
 STATE_TOPIC = "__tidings_topology_state"
 
+UNRECORDED_PARTITIONER = "consistent_random"
+"""What a record without a partitioner means: it was written before Tidings recorded
+one, when its producers ran with librdkafka's default partitioner."""
+
+
+@dataclass(frozen=True)
+class AppliedState:
+    """What the last ``apply`` of a topology recorded."""
+
+    topics: frozenset[str]
+    partitioner: str
+
 
 def read_managed(config: Mapping[str, Any], name: str, timeout: float) -> frozenset[str]:
     """Topics recorded for topology ``name``; empty when nothing was applied yet."""
+    state = read_applied(config, name, timeout)
+    return state.topics if state is not None else frozenset()
+
+
+def read_applied(config: Mapping[str, Any], name: str, timeout: float) -> AppliedState | None:
+    """The last record of topology ``name``; None when it was never applied."""
     consumer = Consumer(with_logger({
         **config,
         "group.id": f"tidings-state-reader-{uuid.uuid4()}",
@@ -33,13 +56,13 @@ def read_managed(config: Mapping[str, Any], name: str, timeout: float) -> frozen
     }))
     try:
         if STATE_TOPIC not in consumer.list_topics(timeout=timeout).topics:
-            return frozenset()
+            return None
         low, high = consumer.get_watermark_offsets(TopicPartition(STATE_TOPIC, 0),
                                                    timeout=timeout)
         if high <= low:
-            return frozenset()
+            return None
         consumer.assign([TopicPartition(STATE_TOPIC, 0, low)])
-        latest: frozenset[str] = frozenset()
+        latest: AppliedState | None = None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             message = consumer.poll(0.5)
@@ -52,7 +75,7 @@ def read_managed(config: Mapping[str, Any], name: str, timeout: float) -> frozen
                 continue
             if message.key() == name.encode():
                 value = message.value()
-                latest = frozenset(json.loads(value)["topics"]) if value else frozenset()
+                latest = _parse_record(value) if value else None
             if (message.offset() or 0) >= high - 1:
                 break
         return latest
@@ -60,14 +83,23 @@ def read_managed(config: Mapping[str, Any], name: str, timeout: float) -> frozen
         consumer.close()
 
 
+def _parse_record(value: bytes) -> AppliedState:
+    record = json.loads(value)
+    return AppliedState(frozenset(record["topics"]),
+                        str(record.get("partitioner") or UNRECORDED_PARTITIONER))
+
+
 def write_managed(
     admin: AdminClient, config: Mapping[str, Any], name: str, topics: list[str],
-    brokers: int, timeout: float,
+    brokers: int, timeout: float, partitioner: str | None = None,
 ) -> None:
-    """Record the topics topology ``name`` now manages (creating the state topic once)."""
+    """Record the topics topology ``name`` now manages, and its partitioner (creating
+    the state topic once)."""
     _ensure_state_topic(admin, brokers, timeout)
     producer = Producer(with_logger({**config, "enable.idempotence": True, "acks": "all"}))
-    record = {"topics": sorted(topics), "applied_at": int(time.time() * 1000)}
+    record: dict[str, Any] = {"topics": sorted(topics), "applied_at": int(time.time() * 1000)}
+    if partitioner is not None:
+        record["partitioner"] = partitioner
     errors: list[str] = []
     producer.produce(
         STATE_TOPIC, key=name.encode(), value=json.dumps(record).encode(),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from confluent_kafka.admin import AdminClient
@@ -12,11 +12,11 @@ from tidings.settings import Settings, kafka_client_config
 from tidings.topology import checks
 from tidings.topology.apply import ApplyResult, apply_plan
 from tidings.topology.environments import LOCAL
-from tidings.topology.live import read_cluster_state
+from tidings.topology.live import count_messages, read_cluster_state
 from tidings.topology.load import TopologyInvalid, display_name
 from tidings.topology.plan import ClusterState, Plan, plan_topology
 from tidings.topology.source import Problem
-from tidings.topology.state import read_managed, write_managed
+from tidings.topology.state import read_applied, write_managed
 from tidings.topology.topology import Topology
 
 
@@ -43,13 +43,19 @@ def connect(topology: Topology, settings: Settings | None = None) -> ClusterView
     admin = admin_client(config)
     metadata = fetch_metadata(admin, bootstrap, timeout)
     desired = topology.desired_topics()
-    managed = read_managed(config, topology.name, timeout)
+    applied = read_applied(config, topology.name, timeout)
     state = read_cluster_state(
         admin, metadata,
         describe=[t.name for t in desired],
-        managed=managed,
+        managed=applied.topics if applied else frozenset(),
         timeout=timeout,
     )
+    if applied is not None:
+        state = replace(state, partitioner=applied.partitioner)
+        if applied.partitioner != topology.cluster.partitioner:
+            # Only a topic holding events has keys that can move; count them.
+            state = replace(state, messages=count_messages(
+                admin, metadata, [t.name for t in desired if t.origin == "declared"], timeout))
     return ClusterView(topology, bootstrap, config, admin, state, timeout)
 
 
@@ -68,7 +74,8 @@ def check_against_cluster(view: ClusterView) -> None:
 
 def plan(view: ClusterView) -> Plan:
     check_against_cluster(view)
-    return plan_topology(view.topology.desired_topics(), view.state)
+    return plan_topology(view.topology.desired_topics(), view.state,
+                         view.topology.cluster.partitioner)
 
 
 def apply(view: ClusterView, the_plan: Plan) -> ApplyResult:
@@ -77,6 +84,6 @@ def apply(view: ClusterView, the_plan: Plan) -> ApplyResult:
     write_managed(
         view.admin, view.config, view.topology.name,
         [t.name for t in view.topology.desired_topics()],
-        view.state.brokers, view.timeout,
+        view.state.brokers, view.timeout, partitioner=view.topology.cluster.partitioner,
     )
     return result

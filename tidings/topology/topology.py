@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tidings.codec.catalogue import DeclaredEvent
 from tidings.durations import Duration
 from tidings.topology import kafka_configs
 from tidings.topology import scheduling as scheduling_names
+from tidings.topology.deploy_model import DeploySpec
 from tidings.topology.model import (
     ClusterSpec,
     ConsumerSpec,
@@ -21,6 +23,9 @@ from tidings.topology.model import (
     TopicSpec,
 )
 from tidings.topology.source import Path_, nearest_line
+
+if TYPE_CHECKING:
+    from tidings.codec import Codec, SchemaCatalogue
 
 
 def retry_topic_name(topic: str, group: str, delay: Duration) -> str:
@@ -74,6 +79,8 @@ class Topology:
     producers: Mapping[str, ProducerSpec]
     consumers: Mapping[str, ConsumerSpec]
     lines: Mapping[Path_, int] = field(default_factory=dict, repr=False)
+    #: The optional ``deploy:`` section (``tidings deploy render``).
+    deploy: DeploySpec | None = None
     #: The environment this topology was resolved for (``local`` unless chosen).
     env: str = "local"
     #: Every environment the file declares, ``local`` first.
@@ -128,6 +135,21 @@ class Topology:
         """The events as the codec knows them: name, schema file, topic, compatibility."""
         return [DeclaredEvent(name, self.root / spec.schema_path, spec.topic, spec.compatibility)
                 for name, spec in self.events.items()]
+
+    @property
+    def registry_url(self) -> str | None:
+        """The schema registry events go through: ``$TIDINGS_SCHEMA_REGISTRY_URL``, else
+        ``cluster.schema_registry_url``; None means single-object encoding."""
+        from tidings.settings import Settings
+
+        return Settings().schema_registry_url or self.cluster.schema_registry_url
+
+    def codec(self, catalogue: SchemaCatalogue | None = None) -> Codec:
+        """The wire format of this topology's events (registry or single-object)."""
+        from tidings.codec import codec_for
+
+        return codec_for(self.declared_events(), self.registry_url, catalogue,
+                         auto_register=self.cluster.auto_register_schemas)
 
     def topics_of_consumer(self, group: str) -> list[str]:
         """The main topics a group reads, in the order its subscriptions name them."""
