@@ -214,3 +214,22 @@ def test_a_tick_has_a_derived_id_and_its_schedule_in_headers(workdir: Path) -> N
     assert again.event_id == prepared.event_id and again.value == prepared.value
     assert headers[h.SCHEDULE] == b"report" and headers[h.TICK] == b"2026-11-02T01:00:00.000Z"
     assert prepared.key == b"report-2026-11-02" and prepared.topic == "orders"
+
+
+def test_acls_cover_the_scheduler_publishing_later_and_replies(workdir: Path) -> None:
+    from tidings.topology.acls import derive_acls
+
+    topology = load(workdir, """\
+        scheduling: {}
+        consumers:
+          answers: {subscribes: [order.created], handler: json:dumps}
+        """)
+    acls = {acl.describe() for acl in derive_acls(topology).acls}
+    assert "User:shop WRITE TOPIC sched-test.schedule" in acls
+    assert "User:shop WRITE TOPIC sched-test.schedule.cancelled" in acls
+    assert "User:scheduler READ TOPIC sched-test.schedule.wait.1h" in acls
+    assert "User:scheduler WRITE TOPIC orders" in acls
+    assert "User:scheduler WRITE TRANSACTIONAL_ID sched-test.schedule.scheduler. (prefixed)" \
+        in acls
+    assert "User:shop READ TOPIC shop.replies" in acls
+    assert "User:answers WRITE TOPIC shop.replies" in acls
