@@ -70,8 +70,8 @@ def test_scheduling_derives_its_topics(workdir: Path) -> None:
         "cleanup.policy": "compact,delete", "retention.ms": str(47 * 86_400_000)}
     assert derived["sched-test.schedule.state"].partitions == 1
     assert [n for n in derived if ".wait." in n] == [
-        f"sched-test.schedule.wait.{label}"
-        for label in ("1s", "5s", "30s", "2m", "10m", "1h", "6h", "1d")]
+        f"sched-test.schedule.wait.{label}" for label in
+        ("100ms", "250ms", "500ms", "1s", "5s", "30s", "2m", "10m", "1h", "6h", "1d")]
     replies = derived["shop.replies"]
     assert replies.partitions == 4 and replies.config["retention.ms"] == "3600000"
 
@@ -183,11 +183,12 @@ def test_due_times_refuse_what_cannot_be_meant(workdir: Path) -> None:
         schedule(prepared, topology, deliver_at=None, delay=timedelta(1), schedule_id=None)
 
 
-def test_the_tier_never_overshoots_the_time_left() -> None:
-    assert tier_for(999) is None
-    assert tier_for(1000).label == "1s"  # type: ignore[union-attr]
-    assert tier_for(29_999).label == "5s"  # type: ignore[union-attr]
-    assert tier_for(3 * 86_400_000).label == "1d"  # type: ignore[union-attr]
+def test_the_tier_never_overshoots_the_time_left_but_by_the_shortest() -> None:
+    assert tier_for(40).label == "100ms"  # at most 100 ms late, never early
+    assert tier_for(999).label == "500ms"
+    assert tier_for(1000).label == "1s"
+    assert tier_for(29_999).label == "5s"
+    assert tier_for(3 * 86_400_000).label == "1d"
 
 
 def test_a_tick_has_a_derived_id_and_its_schedule_in_headers(workdir: Path) -> None:
@@ -220,9 +221,11 @@ def test_acls_cover_the_scheduler_publishing_later_and_replies(workdir: Path) ->
     from tidings.topology.acls import derive_acls
 
     topology = load(workdir, """\
+          answers: {publishes: [order.cancelled]}
         scheduling: {}
         consumers:
           answers: {subscribes: [order.created], handler: json:dumps}
+          tally: {subscribes: [order.created], handler: json:dumps}
         """)
     acls = {acl.describe() for acl in derive_acls(topology).acls}
     assert "User:shop WRITE TOPIC sched-test.schedule" in acls
@@ -233,3 +236,5 @@ def test_acls_cover_the_scheduler_publishing_later_and_replies(workdir: Path) ->
         in acls
     assert "User:shop READ TOPIC shop.replies" in acls
     assert "User:answers WRITE TOPIC shop.replies" in acls
+    # A group that publishes nothing has no outbox to reply through.
+    assert "User:tally WRITE TOPIC shop.replies" not in acls

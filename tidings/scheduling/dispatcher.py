@@ -8,11 +8,13 @@ decided on and commits the offsets of the messages it consumed:
 * an event that is due is delivered to its real topic, with its own headers (its
   ``event-id`` unchanged); its lateness is observed;
 * an event that is not due moves to the longest waiting tier that does not overshoot
-  its time (``<base>.wait.1h``), carrying ``not-before`` = now + that tier;
+  its time (``<base>.wait.1h``), carrying ``not-before`` = now + that tier (with less
+  than 100 ms to go, the 100 ms tier: at most that late, never early);
 * a cancelled event is dropped;
-* a partition whose head is not due (``not-before`` ahead, or less than the shortest
-  tier left) is paused and rewound to that head until it is due: never slept on, and
-  every other partition keeps moving. Nothing but those heads is held in memory, so a
+* a partition whose head's ``not-before`` is ahead is paused and rewound to that head
+  until it is due: never slept on, and every other partition keeps moving. Within a
+  tier every event waits the same time, so the heads fall due in order: no event waits
+  behind another. Nothing but those heads is held in memory, so a
   delay of 30 days costs a few dozen hops, not memory;
 * the instance that holds the state topic's partition emits the ticks of recurring
   schedules and records each schedule's last tick there, in the same transaction.
@@ -346,10 +348,9 @@ class Scheduler:
                                     envelope.delivery_headers(message.headers())))
             turn.dispatched.append((entry.event_type, -remaining / 1000))
         else:
+            # Never waiting at a head for its own time: that would hold up the events
+            # behind it. A fixed-delay tier keeps the partition's heads in due order.
             tier = names.tier_for(remaining)
-            if tier is None:  # due within the shortest tier: wait for it right here
-                self._hold(consumer, tp, offset, entry.deliver_at, turn)
-                return
             turn.moves.append(_Move(
                 self.topics.tier(tier), message.value(), message.key(),
                 envelope.hop_headers(message.headers(), now + tier.millis), partition))

@@ -20,8 +20,8 @@ pure function of the declaration (no broker, no I/O), so both always agree.
   of its own (``User:scheduler``): it reads and writes its topics, writes every
   declared topic (it delivers there), and uses transactions under its prefix.
 - Request-reply: a service with ``replies:`` READs its reply topic (assign-only, under a
-  group prefix of that name); a group that consumes events such a service publishes
-  may WRITE that reply topic (it answers requests).
+  group prefix of that name); a group that publishes and consumes events such a service
+  publishes may WRITE that reply topic (it may answer requests).
 - The operator principal (``cluster.operator_principal``) runs replay, DLQ redrive and
   purge: it reads the groups' source topics and dead letters, writes their replay
   topics, deletes dead letters (purge), moves a stopped group's offsets (rewind and
@@ -255,7 +255,8 @@ def _grant_replies(topology: Topology, grant: _Grants) -> None:
               PatternType.PREFIXED)
         requests = set(topology.producers[service].publishes)
         for group, consumer in topology.consumers.items():
-            if requests & set(consumer.subscribes):
+            # Only a group that publishes can reply (a reply goes through its outbox).
+            if group in topology.producers and requests & set(consumer.subscribes):
                 grant(principal_of(topology, group), ResourceType.TOPIC, topic,
                       (Operation.WRITE, Operation.DESCRIBE),
                       f"{group} answers requests of {service}")

@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from tidings.durations import Duration, parse_duration
 
 #: The waiting tiers, shortest first. An event waits in the longest tier that does not
-#: overshoot its time, then the next, so a 30-day delay takes a few dozen hops and a
-#: partition head is never further than one tier from its due time.
-TIERS: tuple[Duration, ...] = tuple(parse_duration(text) for text in
-                                    ("1s", "5s", "30s", "2m", "10m", "1h", "6h", "1d"))
+#: overshoot its time, then the next, so a 30-day delay takes a few dozen hops. Within a
+#: tier every event waits the same time, so a partition's heads fall due in order and no
+#: event waits behind another; the last wait (under 100 ms to go) overshoots by at most
+#: the shortest tier.
+TIERS: tuple[Duration, ...] = tuple(parse_duration(text) for text in (
+    "100ms", "250ms", "500ms", "1s", "5s", "30s", "2m", "10m", "1h", "6h", "1d"))
 
 #: Retention of a waiting topic beyond its delay: how long a scheduler may be down
 #: before waiting events expire.
@@ -66,10 +68,10 @@ class SchedulingTopics:
         return [self.intake, *(topic for _, topic in self.tiers)]
 
 
-def tier_for(remaining_ms: int) -> Duration | None:
-    """The longest tier not longer than ``remaining_ms``; None when even the shortest
-    would overshoot (the event is then held at its partition's head until due)."""
-    chosen = None
+def tier_for(remaining_ms: int) -> Duration:
+    """The longest tier not longer than ``remaining_ms``; the shortest when even that
+    is longer (the event is then up to that much late, never early)."""
+    chosen = TIERS[0]
     for delay in TIERS:
         if delay.millis <= remaining_ms:
             chosen = delay
