@@ -265,3 +265,35 @@ def test_recurring_ticks_once_across_dst_instances_outages_and_clock_jumps(
         assert tick_event_id(shop.topology.name, "half-hourly", first_tick) in ids
     finally:
         reader.close()
+
+
+def test_the_cli_schedules_lists_and_cancels_and_the_scheduler_drops_the_cancelled(
+        kafka_bootstrap: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    shop = make_sched_shop(tmp_path)
+    data = json.dumps(an_order().model_dump(mode="json"))
+    for name in ("kept", "dropped"):
+        assert main(["publish", "order.created", "--data", data, "--delay", "1h",
+                     "--schedule-id", f"{shop.prefix}{name}", "-f", str(shop.path)]) == 0
+        assert f"as {shop.prefix}{name}" in capsys.readouterr().out
+    assert main(["schedule", "cancel", f"{shop.prefix}dropped", "-f", str(shop.path)]) == 0
+    assert f"cancelled {shop.prefix}dropped" in capsys.readouterr().out
+    assert main(["schedule", "list", "-f", str(shop.path)]) == 0
+    listed = capsys.readouterr().out
+    assert "1 scheduled event(s) waiting, 1 cancelled (dropped when due)" in listed
+    assert f"{shop.prefix}dropped" in listed and "(cancelled)" in listed
+
+    clock = ManualClock(running=True)
+    reader = CommittedReader(shop.orders)
+    try:
+        with scheduler_running(shop.topology, clock) as scheduler:
+            eventually(lambda: scheduler.metrics.total("tidings_scheduler_hops_total") >= 1,
+                       30, "the kept one waits in a tier")
+            clock.advance(2 * 3600)
+            eventually(lambda: reader.poll() == 1, 30, "the kept one, at its time")
+            eventually(lambda: scheduler.metrics.total("tidings_scheduler_cancelled_total")
+                       == 1, 30, "the cancelled one dropped")
+        assert reader.header(0, "schedule-id") == f"{shop.prefix}kept"
+    finally:
+        reader.close()
