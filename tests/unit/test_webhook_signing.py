@@ -1,6 +1,9 @@
-"""Standard Webhooks signatures, the circuit breaker, and the local receiver."""
+"""Standard Webhooks signatures, the circuit breaker, the local receiver and the endpoints
+API."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import httpx
 import pytest
@@ -71,3 +74,41 @@ def test_the_receiver_verifies_dedups_and_goes_down() -> None:
         receiver.up()
         assert client.post(receiver.url, content=body,
                            headers=signed_headers(secret, "msg_c", body)).status_code == 200
+
+
+def test_the_endpoints_api_registers_lists_shows_and_removes(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from consumers.webhooks import handler as webhooks
+    from consumers.webhooks.api import create_app
+    from tidings.db import open_database, transaction
+
+    database = open_database(f"sqlite:///{tmp_path / 'webhooks.db'}")
+    connection = database.connect()
+    try:
+        with transaction(connection):
+            webhooks.setup(connection, database)
+    finally:
+        connection.close()
+    api = TestClient(create_app(database, ["order.status_changed"]))
+    created = api.post("/endpoints", json={"url": "https://example.com/hook",
+                                           "events": ["order.status_changed"]})
+    assert created.status_code == 201
+    endpoint = created.json()
+    assert endpoint["secret"].startswith("whsec_")
+    assert api.get(f"/endpoints/{endpoint['id']}/secret").json() == \
+        {"secret": endpoint["secret"]}
+    listed = api.get("/endpoints").json()
+    assert endpoint["id"] in {e["id"] for e in listed}
+    assert all("secret" not in e for e in listed)  # the list does not show secrets
+    assert api.get(f"/endpoints/{endpoint['id']}").json()["url"] == "https://example.com/hook"
+    # Mistakes are refused with a reason.
+    assert api.post("/endpoints", json={"url": "not a url", "events": ["*"]}
+                    ).status_code == 422
+    assert "does not receive" in api.post("/endpoints", json={
+        "url": "https://example.com/", "events": ["order.created"]}).text
+    assert api.delete("/endpoints/callbacks").status_code == 409  # built in
+    assert api.delete(f"/endpoints/{endpoint['id']}").status_code == 204
+    assert api.get(f"/endpoints/{endpoint['id']}").status_code == 404
+    assert api.delete(f"/endpoints/{endpoint['id']}").status_code == 404
+    assert endpoint["id"] not in {e["id"] for e in api.get("/endpoints").json()}
