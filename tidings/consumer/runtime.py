@@ -77,6 +77,9 @@ class _Done:
 class ConsumerRuntime:
     """Runs one consumer group until :meth:`stop` (or SIGTERM via the CLI)."""
 
+    #: What each worker handles its batches with (tidings.testing records outcomes).
+    processor_class: type[EventProcessor] = EventProcessor
+
     def __init__(self, setup: GroupSetup, kafka_config: Mapping[str, Any],
                  options: RuntimeOptions | None = None) -> None:
         self.setup = setup
@@ -316,7 +319,7 @@ class ConsumerRuntime:
     # -- workers -------------------------------------------------------------------
 
     def _work(self, work: queue.Queue[Any]) -> None:
-        processor = EventProcessor(self.setup, self.producer, self.metrics)
+        processor = self.processor_class(self.setup, self.producer, self.metrics)
         stopping = self._draining_now
         try:
             while True:
