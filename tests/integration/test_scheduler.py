@@ -84,8 +84,14 @@ def test_delayed_events_arrive_once_never_early_through_kill_9_and_two_instances
                                              schedule_id=f"{shop.prefix}remind-{index}")
                 publisher.cancel(f"{shop.prefix}remind-{index}")
                 cancelled.add(str(delivery.event_id))
-        # Kill -9 one instance once it has delivered something, with events still due.
-        eventually(lambda: reader.poll() >= 40, 60, "the first deliveries")
+            # Kill -9 one instance once it has delivered something, with events still due
+            # (however long publishing took on a loaded machine: the last ones are due
+            # seconds after the kill).
+            eventually(lambda: reader.poll() >= 40, 60, "the first deliveries")
+            for _ in range(20):
+                delivery = publisher.publish(
+                    an_order(), delay=timedelta(seconds=rng.uniform(4, 8)))
+                expected[str(delivery.event_id)] = int(delivery.deliver_at.timestamp() * 1000)
         procs["a"].send_signal(signal.SIGKILL)
         procs["a"].wait()
         killed_after = reader.poll()
