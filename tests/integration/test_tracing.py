@@ -3,8 +3,9 @@
 The order service (over HTTP, its outbox relayed to Kafka), inventory (whose follow-up
 events go through its own outbox) and order-status run in this process on the session
 broker, with a third group, audit, that fails on purpose: one order must make one trace
-order-service -> inventory -> order-status with the right parents and attributes, and a
-retry, a dead letter and a replay each start a trace of their own, linked to the first.
+order-service -> inventory -> order-status (-> its order.status_changed) with the right
+parents and attributes, and a retry, a dead letter and a replay each start a trace of
+their own, linked to the first.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ defaults: {{partitions: 3, replication_factor: 1}}
 topics:
   {p}orders: {{}}
   {p}inventory: {{}}
+  {p}order-updates: {{}}
 events:
   order.created:
     topic: {p}orders
@@ -66,9 +68,15 @@ events:
     schema: schemas/inventory.rejected.v1.avsc
     key: order_id
     model: schemas:InventoryRejected
+  order.status_changed:
+    topic: {p}order-updates
+    schema: schemas/order.status_changed.v1.avsc
+    key: order_id
+    model: schemas:OrderStatusChanged
 producers:
   order-service: {{publishes: [order.created, order.cancelled]}}
   {p}inventory: {{publishes: [inventory.reserved, inventory.rejected]}}
+  {p}order-status: {{publishes: [order.status_changed]}}
 consumers:
   {p}inventory:
     subscribes: [order.created, order.cancelled]
@@ -218,6 +226,7 @@ def test_one_order_is_one_trace_from_the_order_service_to_order_status(
     followed = shop.span("inventory publish", **{"messaging.message.id": reserved_id})
     status = shop.span("order-status process", **{"messaging.message.id": reserved_id})
     audited = shop.span("audit process", **{"messaging.message.id": created_id})
+    changed = shop.span("order-updates publish", **{"tidings.event_type": "order.status_changed"})
 
     # One trace: the order service's publish, inventory's handler, its follow-up event
     # (staged in its outbox inside the handler's transaction), order-status's handler.
@@ -226,12 +235,13 @@ def test_one_order_is_one_trace_from_the_order_service_to_order_status(
     assert is_child(followed, inventory) and followed.kind is SpanKind.PRODUCER
     assert is_child(status, followed) and status.kind is SpanKind.CONSUMER
     assert is_child(audited, published), "every group's handler is a child of the publish"
+    assert is_child(changed, status), "order-status's own follow-up continues the trace"
     assert published.context is not None
     trace_id = published.context.trace_id
     assert {s.name.removeprefix(shop.prefix) for s in shop.spans()
             if s.context is not None and s.context.trace_id == trace_id} == {
         "orders publish", "inventory process", "inventory publish", "order-status process",
-        "audit process"}
+        "order-updates publish", "audit process"}
     # What travelled in Kafka is the publish spans' context.
     assert headers_of(created)["traceparent"] == traceparent(published)
     assert headers_of(reserved)["traceparent"] == traceparent(followed)
