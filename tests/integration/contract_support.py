@@ -156,11 +156,15 @@ def publications(contract: Contract) -> list[Publication]:
 
 
 #: Headers whose values depend on the clock or the delivery's coordinates.
-_VOLATILE = {"failed-at", "not-before", "occurred-at", "traceparent", "original-offset"}
+_VOLATILE = {"failed-at", "not-before", "occurred-at", "original-offset"}
+#: Trace contexts are random per publish (a copy gets a new one and keeps the first's as
+#: original-traceparent): both sides must carry them, whatever their values.
+_RANDOM = {"traceparent", "original-traceparent"}
 
 
 def _letter(sent: Sent) -> tuple[Any, ...]:
-    headers = tuple(sorted((k, v) for k, v in sent.headers.items() if k not in _VOLATILE))
+    headers = tuple(sorted((k, "<random>" if k in _RANDOM else v)
+                           for k, v in sent.headers.items() if k not in _VOLATILE))
     return sent.topic, sent.partition, sent.key, sent.value, headers
 
 
