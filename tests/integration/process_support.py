@@ -130,6 +130,27 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str,
         time.sleep(0.05)
 
 
+def wait_for_progress(progress: Callable[[], int], target: int, stall: float, what: str,
+                      runs: Sequence[Run] = ()) -> None:
+    """Until ``progress()`` reaches ``target``; fails (with the services' logs) once it
+    has not moved for ``stall`` seconds. How fast it gets there depends on the machine's
+    load; that it keeps moving, and gets there, is what the tests care about."""
+    last, moved_at = progress(), time.monotonic()
+
+    def arrived() -> bool:
+        nonlocal last, moved_at
+        now = progress()
+        if now != last:
+            last, moved_at = now, time.monotonic()
+        if time.monotonic() - moved_at > stall:
+            logs = "\n".join(f"--- {r.log.name}\n{r.text()[-2000:]}" for r in runs)
+            raise AssertionError(f"no progress for {stall:.0f}s at {now} of {target} "
+                                 f"waiting for {what}\n{logs}")
+        return now >= target
+
+    wait_until(arrived, float("inf"), what, runs)
+
+
 def count_rows(path: Path, sql: str) -> int:
     """One number from a service's SQLite database (0 before its tables exist)."""
     if not path.exists():

@@ -30,6 +30,7 @@ from process_support import (
     count_rows,
     fleet,
     rows,
+    wait_for_progress,
     wait_until,
 )
 from runtime_support import Group, make_group
@@ -277,13 +278,13 @@ def test_kill_9_repeatedly_leaves_every_effect_exactly_once(
             order_event_ids = {d.event_id for d, e in zip(deliveries, stream, strict=True)
                                if isinstance(e, OrderCreated)}
             runs = [r for r in (inventory.run, email.run) if r is not None]
-            wait_until(lambda: inventory.progress() == inventory_rows, 180,
-                       "inventory to decide every order", runs)
+            wait_for_progress(inventory.progress, inventory_rows, 60,
+                              "inventory to decide every order", runs)
             wait_until(lambda: count_rows(inventory_db, "SELECT COUNT(*) FROM tidings_outbox "
                                           "WHERE sent_at_ms IS NULL") == 0, 60,
                        "inventory's outbox to drain", runs)
-            wait_until(lambda: email.progress() == len(order_event_ids), 180,
-                       "every confirmation to be sent", runs)
+            wait_for_progress(email.progress, len(order_event_ids), 60,
+                              "every confirmation to be sent", runs)
             for run in runs:
                 code, _ = processes.terminate(run, 60)
                 assert code == 0, run.text()[-3000:]

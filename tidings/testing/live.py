@@ -39,7 +39,8 @@ from tidings.topology import Topology
 TP = tuple[str, int]
 
 _NOT_READY = frozenset({KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
-                        KafkaError.UNKNOWN_TOPIC_OR_PART})
+                        KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.UNKNOWN_LEADER_EPOCH,
+                        KafkaError.FENCED_LEADER_EPOCH})
 
 
 class GroupDidNotSettle(AssertionError):
