@@ -133,6 +133,8 @@ def read_acls(admin: AdminClient, timeout: float) -> frozenset[Acl] | None:
     )
     from confluent_kafka.admin import ResourceType as KafkaResourceType
 
+    if not authorizer_configured(admin, timeout):
+        return None
     # None matches any name, principal and host (the stubs say str).
     anything: Any = None
     every = AclBindingFilter(KafkaResourceType.ANY, anything, ResourcePatternType.ANY,
@@ -156,6 +158,34 @@ def read_acls(admin: AdminClient, timeout: float) -> frozenset[Acl] | None:
         if acl is not None:
             found.add(acl)
     return frozenset(found)
+
+
+def authorizer_configured(admin: AdminClient, timeout: float) -> bool:
+    """Whether the brokers enforce ACLs (``authorizer.class.name`` is set).
+
+    Asked of a broker's config because a Kafka 4 broker without an authorizer answers
+    DescribeAcls with an empty list, not ``SECURITY_DISABLED``; only CreateAcls fails
+    ("No Authorizer is configured"). A principal that may not read broker configs is on
+    a cluster that authorizes.
+    """
+    try:
+        brokers = admin.list_topics(timeout=timeout).brokers
+    except KafkaException as exc:
+        raise TidingsError(f"could not read the cluster's brokers: {exc.args[0].str()}") from None
+    if not brokers:
+        return False
+    resource = ConfigResource(ConfigResource.Type.BROKER, str(min(brokers)))
+    try:
+        entries = admin.describe_configs([resource], request_timeout=timeout)[resource].result(
+            timeout=timeout)
+    except KafkaException as exc:
+        if exc.args[0].code() in (KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+                                  KafkaError.TOPIC_AUTHORIZATION_FAILED):
+            return True
+        raise TidingsError(f"could not read broker {min(brokers)}'s config: "
+                           f"{exc.args[0].str()}") from None
+    entry = entries.get("authorizer.class.name")
+    return bool(entry is not None and entry.value)
 
 
 def acl_from_binding(binding: Any) -> Acl | None:
