@@ -10,7 +10,7 @@ from types import FrameType
 
 import pytest
 
-from tidings.testing import SecureKafka, kafka_bootstrap_servers, secure_local_kafka
+from tidings.testing import SecureKafka, secure_local_kafka
 from tidings.testing.postgres import postgres_available, postgres_server
 
 
@@ -26,14 +26,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
+def kafka_bootstrap(tidings_bootstrap: str) -> str:
     """Bootstrap servers of a real Kafka shared by the session, stopped at its end.
 
-    ``KAFKA_BOOTSTRAP_SERVERS`` if set, else a testcontainers Kafka when Docker
-    answers, else a single node from the local launcher on free ports.
+    The same broker as the tidings pytest plugin's ``tidings_bootstrap``
+    (tidings/testing/plugin.py): ``KAFKA_BOOTSTRAP_SERVERS`` if set, else a
+    testcontainers Kafka when Docker answers, else a single node from the local
+    launcher on free ports. One broker per session, whichever name a test uses.
     """
-    with kafka_bootstrap_servers() as servers:
-        yield servers
+    return tidings_bootstrap
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,8 @@
 ``POST /orders`` records the order and its ``order.created`` event in one database
 transaction (the outbox), then answers 202: the event reaches Kafka shortly after,
 even if the service crashes in between. ``GET /orders/{id}`` shows the status,
-which inventory's events move to reserved or rejected.
+which inventory's events move to reserved or rejected. ``GET /metrics`` is the relay's
+producer metrics (published, failures, publish latency, outbox backlog) for Prometheus.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
 from producers.order_service import store
 from producers.order_service.settings import OrderServiceSettings
 from schemas import LineItem, OrderCancelled, OrderCreated
 from tidings.db import Database, open_database, transaction
+from tidings.producer.metrics import ProducerMetrics
 from tidings.producer.outbox import Outbox, OutboxRelay
 from tidings.producer.prepare import EventPreparer
 from tidings.producer.reliable import ReliableProducer
@@ -82,6 +85,8 @@ class OrderService:
         self.database: Database = open_database(settings.database_url)
         self.outbox = Outbox(self.database, EventPreparer(topology, SERVICE))
         self.relay: OutboxRelay | None = None
+        self.registry = CollectorRegistry()
+        self.metrics = ProducerMetrics(SERVICE, self.registry)
 
     def start(self) -> None:
         store.create_tables(self.database)
@@ -89,7 +94,7 @@ class OrderService:
             producer = ReliableProducer(kafka_client_config(
                 None, self.topology.cluster.client_properties,
                 self.topology.cluster.bootstrap_servers, near=self.topology.root))
-            self.relay = OutboxRelay(self.database, producer)
+            self.relay = OutboxRelay(self.database, producer, metrics=self.metrics)
             self.relay.start()
 
     def stop(self) -> None:
@@ -173,6 +178,10 @@ def create_app(
                 order_id=order_id, reason=reason, cancelled_at=datetime.now(UTC)))
         return Accepted(order_id=order_id, status=store.CANCELLED,
                         status_url=f"/orders/{order_id}")
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(service.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:

@@ -75,3 +75,10 @@ def test_one_row_per_group_and_one_for_producers() -> None:
     assert all('group=~"$group"' in t["expr"] for p in group_row for t in p["targets"])
     producers = dashboard["panels"][dashboard["panels"].index(rows[1]) + 1:]
     assert producers and all(p["targets"] for p in producers)
+    # The producers' own metrics (tidings.producer.metrics), not only what groups receive.
+    exprs = " ".join(t["expr"] for p in producers for t in p["targets"])
+    for needed in ("rate(tidings_events_published_total", "tidings_publish_failures_total",
+                   "histogram_quantile(0.99, sum by (le, producer) (rate("
+                   "tidings_publish_seconds_bucket", "tidings_outbox_pending",
+                   "tidings_outbox_oldest_pending_seconds"):
+        assert needed in exprs

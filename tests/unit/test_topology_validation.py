@@ -173,8 +173,9 @@ def test_replication_larger_than_the_cluster_is_reported_when_the_size_is_known(
 def test_yaml_syntax_error_names_the_line(workdir: Path) -> None:
     path = write(workdir, VALID.replace("    partitions: 6\n", "    partitions: [6\n"))
     (line, message), = problems_of(path)
-    assert line == 8
-    assert message.startswith("YAML syntax error")
+    # The line where the unclosed '[' opens, not the next key's where the parser gave up.
+    assert line == 7
+    assert message.startswith("YAML syntax error: this '[' is never closed")
 
 
 def test_every_problem_is_reported_in_one_run(workdir: Path) -> None:

@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
         deploy_cmd,
         dev,
         dlq_cmd,
+        docs_cmd,
+        new_cmd,
         publish_cmd,
         replay_cmd,
         run_cmd,
@@ -38,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in (dev, topology_cmd, schemas_cmd, publish_cmd, run_cmd, replay_cmd, dlq_cmd,
-                   console_cmd, demo, deploy_cmd):
+                   docs_cmd, new_cmd, console_cmd, demo, deploy_cmd):
         module.register(sub)
     return parser
 

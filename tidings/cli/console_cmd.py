@@ -7,6 +7,7 @@ import ipaddress
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from tidings.errors import TidingsError
 from tidings.settings import Settings
@@ -21,6 +22,10 @@ def register(sub: Any) -> None:
     parser.add_argument("--bind", default="127.0.0.1",
                         help="address to listen on (127.0.0.1; 0.0.0.0 exposes it to the "
                              "network: keep the tokens secret)")
+    parser.add_argument("--catalogue", default=None, metavar="URL",
+                        help="where your published event catalogue (tidings docs html) "
+                             "lives; the Events link opens it (default: the console shows "
+                             "the catalogue of its own topology)")
     parser.set_defaults(func=cmd_console)
 
 
@@ -38,13 +43,14 @@ def cmd_console(args: argparse.Namespace) -> int:
             raise TidingsError(f"--bind {args.bind!r} is not an IP address") from None
     if not 0 <= args.port <= 65535:
         raise TidingsError(f"--port {args.port} is not a port number")
+    check_catalogue_url(args.catalogue)
     topology = load_topology(Path(args.file) if args.file else Settings().topology,
                              check_imports=False)
     try:
         tokens = Tokens.from_env()
     except ValueError as exc:
         raise TidingsError(str(exc)) from None
-    console = Console.open(topology, tokens)
+    console = Console.open(topology, tokens, catalogue_url=args.catalogue)
     fetch_metadata(console.cluster.admin, console.cluster.bootstrap, console.cluster.timeout)
     shown = "localhost" if args.bind in ("127.0.0.1", "localhost") else args.bind
     print(f"Tidings console for {topology.path.name} ({console.cluster.bootstrap}) at "
@@ -64,3 +70,13 @@ def cmd_console(args: argparse.Namespace) -> int:
                             log_level="warning", access_log=False)
     uvicorn.Server(config).run()
     return 0
+
+
+def check_catalogue_url(value: str | None) -> None:
+    """``--catalogue`` must be a web address a browser will follow from the console."""
+    if value is None:
+        return
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise TidingsError(f"--catalogue {value!r} is not an http(s) address; publish the "
+                           "directory tidings docs html writes and give its URL")

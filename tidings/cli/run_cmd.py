@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from tidings import tracing
 from tidings.cli._environment_arg import add_env_argument
 from tidings.consumer.group import resolve_group
 from tidings.consumer.runtime import ConsumerRuntime, RuntimeOptions
@@ -49,6 +50,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                              env=args.env)
     url = args.database or os.environ.get("TIDINGS_DATABASE_URL") \
         or f"sqlite:///.tidings/{args.service}.db"
+    # Before the group is resolved: its publisher and workers read the flag once.
+    tracing.configure_from_environment(args.service)
     setup = resolve_group(topology, args.service, open_database(url))
     port = args.metrics_port
     if port is None and os.environ.get("TIDINGS_METRICS_PORT"):

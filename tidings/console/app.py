@@ -99,7 +99,15 @@ def html(body: str, status: int = 200) -> HTMLResponse:
 
 def create_app(console: Console) -> FastAPI:
     """The console's ASGI application for ``console``."""
-    from tidings.console.pages import audit, dead_letters, group, overview, replay, topology
+    from tidings.console.pages import (
+        audit,
+        catalogue,
+        dead_letters,
+        group,
+        overview,
+        replay,
+        topology,
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -191,7 +199,7 @@ def create_app(console: Console) -> FastAPI:
         response.delete_cookie(SESSION_COOKIE)
         return response
 
-    for module in (overview, group, dead_letters, replay, topology, audit):
+    for module in (overview, group, dead_letters, replay, topology, catalogue, audit):
         module.register(app, console)
 
     return app

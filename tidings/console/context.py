@@ -23,13 +23,17 @@ class Console:
     desk: Desk
     audit: AuditLog
     sessions: Sessions
+    catalogue_url: str | None = None
+    """A published event catalogue (``tidings docs html``'s site) that the Events link
+    opens; None: the console renders the catalogue from its own topology."""
 
     @classmethod
-    def open(cls, topology: Topology, tokens: Tokens,
-             cluster: Cluster | None = None) -> Console:
+    def open(cls, topology: Topology, tokens: Tokens, cluster: Cluster | None = None,
+             catalogue_url: str | None = None) -> Console:
         cluster = cluster or Cluster(topology)
         return cls(topology, cluster, Figures(topology, cluster),
-                   DeadLetters(topology, cluster), Desk(), AuditLog(cluster), Sessions(tokens))
+                   DeadLetters(topology, cluster), Desk(), AuditLog(cluster), Sessions(tokens),
+                   catalogue_url)
 
     def record(self, session: Session, action: str, target: str, plan: str) -> AuditRecord:
         """Record that ``session`` starts ``action``; raises if the log does not take it."""

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from tidings.console.auth import Session
 
 NAV = [("/", "Overview"), ("/dlq", "Dead letters"), ("/replay", "Replay"),
-       ("/topology", "Topology"), ("/audit", "Audit log")]
+       ("/topology", "Topology"), ("/catalogue", "Events"), ("/audit", "Audit log")]
 
 
 def e(value: object) -> str:

@@ -34,6 +34,7 @@ from confluent_kafka import Message
 from pydantic import ValidationError
 
 from tidings import headers as h
+from tidings import tracing
 from tidings.codec import DecodeError
 from tidings.codec.events import Event
 from tidings.consumer.context import (
@@ -123,7 +124,8 @@ class EventProcessor:
         self.per_event = setup.spec.transaction == "event"
         # Resolved once: they are read for every event.
         self._subscriptions = setup.subscriptions
-        self._handler = setup.handler
+        # In a ``<group> process`` span per call when tracing is on (else as it is).
+        self._handler = tracing.traced_handler(setup.handler, setup.group, batch=setup.is_batch)
         self._group = setup.group
         self._database = setup.database
         self._decode = setup.codec.decode
@@ -261,6 +263,9 @@ class EventProcessor:
         # Events that must run alone, the next one last: a failure inside a run ends the
         # run before it; the events before it run together again, then it alone.
         alone: list[int] = []
+        # After a transaction was cut for time, the next ones claim about twice what it
+        # got through, not all the rest again (whose claims a cut must give back).
+        window = len(items)
         while position < len(items):
             if stop is not None and stop():
                 return position
@@ -269,9 +274,11 @@ class EventProcessor:
                 self._alone(items[position])
                 position += 1
             else:
-                bound = alone[-1] if alone else len(items)
+                bound = min(alone[-1] if alone else len(items), position + window)
                 outcome = self._run(items, position, bound)
                 if isinstance(outcome, int):
+                    if outcome < bound:  # cut for time
+                        window = max(1, 2 * (outcome - position))
                     position = outcome
                 else:
                     failed_at, error = outcome
@@ -373,6 +380,10 @@ class EventProcessor:
         if failed is None:
             return
         fresh, error = failed
+        # Copies skipped as duplicates in the rolled-back attempt are not run again:
+        # count them here, or the batch reports fewer events than it had.
+        again = {id(item) for item in fresh}
+        self._record([], [item for item in items if id(item) not in again], 0.0)
         if len(fresh) == 1:
             self._count(self.fail(fresh[0].message, fresh[0].meta, error))
             return

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from tidings import headers as h
+from tidings import tracing
 from tidings.durations import Duration
 from tidings.topology.topology import dlq_topic_name, retry_topic_name
 
@@ -71,7 +72,10 @@ def failure_headers(
     error: BaseException,
     now: datetime | None = None,
 ) -> list[tuple[str, bytes]]:
-    """The event's headers plus the retry/DLQ ones; the first failure's coordinates stay."""
+    """The event's headers plus the retry/DLQ ones; the first failure's coordinates stay.
+
+    The copy starts a trace of its own, linked to the first publish's (see
+    :func:`tidings.tracing.copy_trace`)."""
     now = now or datetime.now(UTC)
     headers = dict(original)
     headers.setdefault(h.ORIGINAL_TOPIC, topic)
@@ -85,6 +89,8 @@ def failure_headers(
         headers[h.NOT_BEFORE] = str(route.not_before_ms)
     else:
         headers.pop(h.NOT_BEFORE, None)
+    if route.topic is not None:
+        tracing.copy_trace(headers, route.topic)
     return [(name, value.encode()) for name, value in headers.items()]
 
 

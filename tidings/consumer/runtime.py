@@ -36,6 +36,7 @@ from tidings.consumer.retry import not_before
 from tidings.consumer.start import pin_start_positions
 from tidings.db import WalCheckpointer, redact_url, transaction
 from tidings.kafka_clients import admin_client, latest_offset, with_logger
+from tidings.producer.metrics import ProducerMetrics
 from tidings.producer.outbox import OutboxRelay, ensure_outbox_table
 from tidings.producer.reliable import ReliableProducer
 
@@ -76,6 +77,9 @@ class _Done:
 
 class ConsumerRuntime:
     """Runs one consumer group until :meth:`stop` (or SIGTERM via the CLI)."""
+
+    #: What each worker handles its batches with (tidings.testing records outcomes).
+    processor_class: type[EventProcessor] = EventProcessor
 
     def __init__(self, setup: GroupSetup, kafka_config: Mapping[str, Any],
                  options: RuntimeOptions | None = None) -> None:
@@ -135,7 +139,8 @@ class ConsumerRuntime:
             self.metrics_server = serve_metrics(self.metrics, self.health,
                                                 self.options.metrics_port)
         if self.setup.preparer is not None:
-            self._relay = OutboxRelay(self.setup.database, ReliableProducer(self.kafka_config))
+            self._relay = OutboxRelay(self.setup.database, ReliableProducer(self.kafka_config),
+                                      metrics=ProducerMetrics(self.group, self.metrics.registry))
             self._relay.start()
         if self.setup.database.dialect == "sqlite":
             self._checkpointer = WalCheckpointer(self.setup.database)
@@ -316,7 +321,7 @@ class ConsumerRuntime:
     # -- workers -------------------------------------------------------------------
 
     def _work(self, work: queue.Queue[Any]) -> None:
-        processor = EventProcessor(self.setup, self.producer, self.metrics)
+        processor = self.processor_class(self.setup, self.producer, self.metrics)
         stopping = self._draining_now
         try:
             while True:
@@ -481,7 +486,7 @@ class ConsumerRuntime:
                 for partition, future in futures.items():
                     high = future.result(timeout=10).offset
                     tp = (partition.topic, partition.partition)
-                    if tp in committed:
+                    if tp in committed and tp in self.assigned:  # not revoked meanwhile
                         self.metrics.lag.labels(self.group, tp[0], str(tp[1])).set(
                             max(0, high - committed[tp]))
             except Exception as exc:  # lag is informational: never let it stop consuming
@@ -517,6 +522,8 @@ class ConsumerRuntime:
         for tp in partitions:
             self._committed.pop(tp, None)
             self._held.pop(tp, None)
+            # A former owner must not keep reporting its last lag for the partition.
+            self.metrics.lag.remove(self.group, tp[0], str(tp[1]))
 
     def _wait_for(self, condition: Callable[[], bool], timeout: float | None = None) -> bool:
         timeout = self.options.shutdown_timeout if timeout is None else timeout

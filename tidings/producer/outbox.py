@@ -21,7 +21,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tidings import tracing
 from tidings.db import Database, transaction
+from tidings.producer.metrics import ProducerMetrics
 from tidings.producer.prepare import EventPreparer, PreparedEvent
 from tidings.producer.reliable import Delivery, DeliveryFailed, ReliableProducer
 
@@ -108,6 +110,8 @@ class Outbox:
             (prepared.event_id, prepared.event_type, prepared.topic, prepared.key,
              prepared.value, headers, _now_ms()),
         )
+        if prepared.span is not None:  # staged: the relay sends it after the commit
+            tracing.end_publish(prepared.span, prepared.event_id)
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,11 @@ def read_status(connection: Any) -> OutboxStatus:
 
 
 class OutboxRelay:
-    """Publishes staged rows in insertion order and marks them sent once delivered."""
+    """Publishes staged rows in insertion order and marks them sent once delivered.
+
+    With ``metrics`` it counts what it relays, and reads how many rows wait (and since
+    when) at most every ``status_interval`` seconds.
+    """
 
     def __init__(
         self,
@@ -139,6 +147,8 @@ class OutboxRelay:
         batch_size: int = 500,
         idle_wait: float = 0.2,
         keep_sent_for: float = 24 * 3600,
+        metrics: ProducerMetrics | None = None,
+        status_interval: float = 1.0,
     ) -> None:
         self.database = database
         self.producer = producer
@@ -150,6 +160,10 @@ class OutboxRelay:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.relayed = 0
+        self.metrics = metrics
+        self._gauges = metrics.watch_outbox() if metrics is not None else None
+        self.status_interval = status_interval
+        self._status_at = 0.0
 
     def relay_once(self) -> int:
         """Publish one batch of pending rows; returns how many were delivered.
@@ -176,7 +190,8 @@ class OutboxRelay:
         """Send pending rows and mark the delivered ones: (selected, delivered, failure)."""
         rows = self._connection.execute(
             self.database.sql(
-                f"SELECT id, event_id, topic, msg_key, msg_value, headers FROM {TABLE} "
+                f"SELECT id, event_id, topic, msg_key, msg_value, headers, event_type "
+                f"FROM {TABLE} "
                 "WHERE sent_at_ms IS NULL ORDER BY id LIMIT ?"
             ),
             (self.batch_size,),
@@ -185,6 +200,7 @@ class OutboxRelay:
             return 0, 0, None
         # One batch of reports, not a future per row; sent in id order, which the
         # idempotent producer keeps per partition.
+        began = time.perf_counter()
         batch = self.producer.send_batch([
             (row[2], bytes(row[4]), bytes(row[3]) if row[3] is not None else None,
              [(n, v.encode()) for n, v in json.loads(row[5])], row[1])
@@ -202,6 +218,13 @@ class OutboxRelay:
                     f"{self.producer.delivery_timeout + 5:g}s")
         if delivered:
             self._mark_sent(delivered)
+        if self.metrics is not None:
+            outcomes = list(batch.results)
+            self.metrics.record(
+                ((row[6], row[2]) for row, o in zip(rows, outcomes, strict=True)
+                 if isinstance(o, Delivery)),
+                (o for o in outcomes if not isinstance(o, Delivery)),
+                time.perf_counter() - began)
         return len(rows), len(delivered), failure
 
     def _mark_sent(self, ids: list[int]) -> None:
@@ -235,6 +258,7 @@ class OutboxRelay:
         backoff = self.idle_wait
         last_purge = time.monotonic()
         while not stop.is_set():
+            self._observe_status()
             try:
                 count = self.relay_once()
                 backoff = self.idle_wait
@@ -248,6 +272,20 @@ class OutboxRelay:
                 last_purge = time.monotonic()
             if count < self.batch_size:
                 stop.wait(self.idle_wait)
+
+    def _observe_status(self) -> None:
+        """Refresh the outbox gauges (at most every ``status_interval``)."""
+        if self._gauges is None or time.monotonic() - self._status_at < self.status_interval:
+            return
+        self._status_at = time.monotonic()
+        try:
+            pending, oldest = self._connection.execute(
+                f"SELECT COUNT(*), MIN(created_at_ms) FROM {TABLE} WHERE sent_at_ms IS NULL"
+            ).fetchone()
+        except Exception as exc:  # a metric must never stop the relay
+            log.debug("outbox status not read: %s", exc)
+            return
+        self._gauges.set(int(pending), oldest)
 
     def start(self) -> None:
         """Relay in a background thread of this process."""

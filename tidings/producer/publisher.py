@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -11,13 +12,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from tidings import tracing
 from tidings.errors import TidingsError
+from tidings.producer.metrics import ProducerMetrics
 from tidings.producer.prepare import EventCodec, EventPreparer, PreparedEvent, PublishRefused
 from tidings.producer.reliable import Delivery, DeliveryFailed, ReliableProducer
 from tidings.settings import Settings, kafka_client_config
 from tidings.topology import Topology, load_topology
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from tidings.codec.events import Event
 
 
@@ -56,7 +61,8 @@ class Publisher:
 
     ``publish`` returns only once the broker has the event (idempotent producer,
     ``acks=all``) or raises within ``delivery_timeout`` seconds. Use it as a context
-    manager so queued events are flushed on exit.
+    manager so queued events are flushed on exit. Given a Prometheus ``registry``, it
+    counts what it publishes there (see :mod:`tidings.producer.metrics`).
     """
 
     def __init__(
@@ -68,8 +74,10 @@ class Publisher:
         delivery_timeout: float = 30.0,
         producer_config: dict[str, Any] | None = None,
         codec: EventCodec | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.preparer = EventPreparer(topology, service, codec=codec)
+        self.metrics = ProducerMetrics(service, registry) if registry is not None else None
         self.topology = topology
         self.service = service
         config = kafka_client_config(settings, topology.cluster.client_properties,
@@ -91,8 +99,13 @@ class Publisher:
     # -- sending ---------------------------------------------------------------------
 
     def send_prepared(self, prepared: PreparedEvent) -> Future[Delivery]:
-        return self._producer.send(prepared.topic, prepared.value, key=prepared.key,
-                                   headers=prepared.headers, event_id=prepared.event_id)
+        future = self._producer.send(prepared.topic, prepared.value, key=prepared.key,
+                                     headers=prepared.headers, event_id=prepared.event_id)
+        if self.metrics is not None or prepared.span is not None:
+            began = time.perf_counter()
+            future.add_done_callback(lambda done: self._settled(
+                [prepared], [done.exception() or done.result()], began))
+        return future
 
     def publish(self, event: Event, **kwargs: Any) -> Delivery:
         """Publish one event; returns where the broker stored it, or raises."""
@@ -112,9 +125,12 @@ class Publisher:
         return self.send_all(prepared)
 
     def send_all(self, prepared: Sequence[PreparedEvent]) -> list[Delivery]:
+        began = time.perf_counter()
         batch = self._producer.send_batch(
             [(p.topic, p.value, p.key, p.headers, p.event_id) for p in prepared])
         batch.wait(timeout=self.delivery_timeout + 5)
+        if self.metrics is not None or self.preparer.traced:
+            self._settled(prepared, list(batch.results), began)
         deliveries: list[Delivery | None] = []
         errors: list[str] = []
         for outcome in list(batch.results):
@@ -129,6 +145,19 @@ class Publisher:
                 deliveries,
             )
         return [d for d in deliveries if d is not None]
+
+    def _settled(self, prepared: Sequence[PreparedEvent],
+                 outcomes: Sequence[Delivery | BaseException | None], began: float) -> None:
+        """Count a batch's outcomes and end its publish spans (once per batch)."""
+        if self.metrics is not None:
+            self.metrics.record(
+                ((p.event_type, p.topic) for p, o in zip(prepared, outcomes, strict=True)
+                 if isinstance(o, Delivery)),
+                (o for o in outcomes if not isinstance(o, Delivery)),
+                time.perf_counter() - began)
+        for p, outcome in zip(prepared, outcomes, strict=True):
+            if p.span is not None:
+                tracing.end_publish(p.span, p.event_id, outcome)
 
     async def publish_async(self, event: Event, **kwargs: Any) -> Delivery:
         """Like :meth:`publish`, awaiting the delivery without blocking the event loop."""

@@ -43,6 +43,9 @@ class Delivery:
 class DeliveryFailed(TidingsError):
     """The broker did not acknowledge an event within the delivery timeout."""
 
+    #: The Kafka error's name (``_MSG_TIMED_OUT``, ...) when a delivery report gave one.
+    code = ""
+
 
 #: One message of :meth:`ReliableProducer.send_batch`: topic, value, key, headers, event id.
 Outgoing = tuple[str, bytes, "bytes | None", "list[tuple[str, bytes]] | None", "str | None"]
@@ -75,8 +78,7 @@ class DeliveryBatch:
         event_id = self.event_ids[index]
         if error is not None:
             assert self._producer is not None
-            self.report(index, DeliveryFailed(self._producer._explain(
-                error, str(message.topic()), event_id)))
+            self.report(index, self._producer._failure(error, str(message.topic()), event_id))
         else:
             self.report(index, Delivery(str(message.topic()), message.partition() or 0,
                                         message.offset() or 0, event_id))
@@ -118,8 +120,7 @@ class DeliveryStream:
 
     def _report(self, error: KafkaError | None, message: Message) -> None:
         if error is not None and self.failure is None:
-            self.failure = DeliveryFailed(self._producer._explain(
-                error, str(message.topic()), None))
+            self.failure = self._producer._failure(error, str(message.topic()), None)
         self.delivered += 1
         if self._waiting:
             with self._wake:
@@ -182,7 +183,7 @@ class ReliableProducer:
 
         def on_delivery(error: KafkaError | None, message: Message) -> None:
             if error is not None:
-                future.set_exception(DeliveryFailed(self._explain(error, topic, event_id)))
+                future.set_exception(self._failure(error, topic, event_id))
             else:
                 future.set_result(Delivery(str(message.topic()), message.partition() or 0,
                                            message.offset() or 0, event_id))
@@ -254,6 +255,11 @@ class ReliableProducer:
     def _poll_loop(self) -> None:
         while not self._stop.is_set():
             self._producer.poll(0.05)
+
+    def _failure(self, error: KafkaError, topic: str, event_id: str | None) -> DeliveryFailed:
+        failed = DeliveryFailed(self._explain(error, topic, event_id))
+        failed.code = error.name()
+        return failed
 
     def _explain(self, error: KafkaError, topic: str, event_id: str | None) -> str:
         what = f"event {event_id}" if event_id else "message"

@@ -19,6 +19,7 @@ from typing import Any
 from confluent_kafka import Message
 
 from tidings import headers as h
+from tidings import tracing
 from tidings.producer.reliable import ReliableProducer
 from tidings.replay.cluster import Cluster
 from tidings.replay.progress import Progress
@@ -141,8 +142,11 @@ def copy_records(
                 if bucket is not None:
                     bucket.take()
                 partition = message.partition() or 0
-                stream.send(targets[partition], message.value() or b"", message.key(),
-                            [*copy_headers(headers), run, *source_headers(message)], partition)
+                target = targets[partition]
+                # A trace of its own, linked to the original (tidings.tracing.copied).
+                stream.send(target, message.value() or b"", message.key(),
+                            [*tracing.copied(copy_headers(headers), target), run,
+                             *source_headers(message)], partition)
                 copied += 1
                 if progress is not None:
                     progress.advance()

@@ -67,9 +67,7 @@ def load_document(text: str) -> SourceDocument:
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        what = exc.problem or "invalid YAML"
+        line, what = syntax_error(text, exc)
         return SourceDocument(data=None, problems=[Problem(line, f"YAML syntax error: {what}")])
     finally:
         loader.dispose()
@@ -78,6 +76,57 @@ def load_document(text: str) -> SourceDocument:
         return doc
     doc.data = _build(node, (), doc, loader)
     return doc
+
+
+#: Where the parser notices an unclosed bracket or quote is where the file ends or the
+#: next key starts; the mistake is where it opened, which PyYAML keeps as its context.
+_OPENED = {
+    "while parsing a flow sequence": "this '[' is never closed",
+    "while parsing a flow mapping": "this '{' is never closed",
+    "while scanning a quoted scalar": "this quote is never closed",
+}
+
+
+def syntax_error(text: str, exc: yaml.MarkedYAMLError) -> tuple[int | None, str]:
+    """The line of the mistake behind a YAML syntax error, and what it is, in words.
+
+    PyYAML reports where it gave up, which for the common slips is often a line or the
+    whole file later than the mistake: an unclosed ``[``, ``{`` or quote is reported
+    where the next key starts (or at the end of the file), a key without its colon at
+    the line after it.
+    """
+    problem = exc.problem or "invalid YAML"
+    at = exc.problem_mark.line + 1 if exc.problem_mark else None
+    context = exc.context or ""
+    if context in _OPENED and exc.context_mark is not None:
+        gave_up = f" (the parser gave up at line {at}: {problem})" if at else ""
+        return exc.context_mark.line + 1, _OPENED[context] + gave_up
+    lines = text.splitlines()
+    if at is None:
+        return None, problem
+    if "'\\t'" in problem or "\t" in problem:
+        return at, "a tab character; YAML indents with spaces only"
+    if problem.startswith("expected <block end>"):
+        return at, ("this line's indentation lines up with no line above it; indent it "
+                    "like its siblings")
+    if problem == "mapping values are not allowed here":
+        previous = _previous_line(lines, at)
+        if previous is not None:
+            number, content = previous
+            if ":" not in content and not content.lstrip().startswith(("-", "#")):
+                return number, f"missing ':' after {content.strip()!r}"
+        return at, ("unexpected ':' (is this line indented deeper than the key above it, "
+                    "or does a value with ': ' need quotes?)")
+    return at, problem
+
+
+def _previous_line(lines: list[str], line: int) -> tuple[int, str] | None:
+    """The nearest line before ``line`` (1-based) that is neither blank nor a comment."""
+    for number in range(line - 1, 0, -1):
+        content = lines[number - 1]
+        if content.strip() and not content.lstrip().startswith("#"):
+            return number, content
+    return None
 
 
 def load_file(path: Path) -> SourceDocument:

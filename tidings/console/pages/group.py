@@ -58,6 +58,8 @@ def group_fragment(console: Console, group: str) -> str:
         ["state", e(snap.states.get(group, "?").lower())],
         ["members", e(len(members))],
         ["handler", f"<code>{e(spec.handler)}</code>"],
+        ["subscribes", ", ".join(f'<a href="/catalogue#event-{e(name)}">{e(name)}</a>'
+                                 for name in spec.subscribes)],
         ["events in", f"{into:,.1f}/s" if rates.seconds else "- /s"],
         ["processed", e(rates.group(group))],
         ["lag", number(sum(snap.topic_lag(group, t) for t in topics.read
