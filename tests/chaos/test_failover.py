@@ -61,7 +61,7 @@ class Orders:
     def _publish(self) -> None:
         with Publisher(self.shop.topology, "order-service") as publisher:
             while not self.stop.is_set():
-                batch = [an_order() for _ in range(20)]
+                batch = [an_order() for _ in range(10)]
                 try:
                     self.acked += [d.event_id for d in publisher.publish_many(batch)]
                 except PublishFailed as exc:
@@ -78,7 +78,7 @@ class Orders:
             while not self.stop.is_set():
                 with transaction(connection):
                     self.staged += [self.outbox.stage(connection, an_order())
-                                    for _ in range(5)]
+                                    for _ in range(2)]
                 time.sleep(0.1)
         finally:
             connection.close()

@@ -25,6 +25,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 from process_support import count_rows, fleet, wait_until
 from shop_support import an_order
 
+from tidings.kafka_local.security import load_security
 from tidings.producer.publisher import Publisher
 from tidings.testing import SecureKafka
 from tidings.topology import load_topology
@@ -214,3 +215,29 @@ def test_a_service_on_its_own_principal_works_and_logs_no_password(shop: SecureS
     security = shop.kafka.security
     for user in [security.admin, *security.users.values()]:
         assert user.password not in log, f"{user.username}'s password is in the service log"
+
+
+def test_the_demo_runs_on_the_secure_cluster_each_service_as_itself(
+        secure_kafka: SecureKafka) -> None:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("TIDINGS_KAFKA_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
+    # TIDINGS_STATE_DIR makes the demo find the session's secure cluster as the dev cluster.
+    result = subprocess.run(
+        [sys.executable, "-m", "tidings", "demo", "--secure", "--orders", "40",
+         "--timeout", "150"], cwd=REPO, capture_output=True, text=True, timeout=400,
+        check=False, env={**env, "TIDINGS_STATE_DIR": str(secure_kafka.state_root)})
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "Demo passed" in result.stdout and "0 sent twice" in result.stdout
+    assert "Using the secure local Kafka cluster" in result.stdout
+    # The demo created its users on the cluster: read them back from credentials.json.
+    security = load_security(secure_kafka.cluster.state_dir)
+    assert security is not None
+    for service in ("order-service", "inventory", "email", "analytics", "order-status"):
+        assert service in security.users, f"{service} has a user of its own"
+    logs = "".join(p.read_text(errors="replace")
+                   for p in (REPO / ".tidings" / "demo" / "logs").glob("*.log"))
+    assert logs, "the services wrote logs"
+    for user in [security.admin, *security.users.values()]:
+        assert user.password not in out, f"{user.username}'s password in the demo's output"
+        assert user.password not in logs, f"{user.username}'s password in a service log"
