@@ -9,7 +9,13 @@ from schemas.models import (
     LineItem,
     OrderCancelled,
     OrderCreated,
+    OrderReminder,
+    OrderStatusChanged,
+    ReportRequested,
     ReservedItem,
+    StockReported,
+    StockRequested,
+    WebhookRequested,
 )
 
 __all__ = [
@@ -18,5 +24,11 @@ __all__ = [
     "LineItem",
     "OrderCancelled",
     "OrderCreated",
+    "OrderReminder",
+    "OrderStatusChanged",
+    "ReportRequested",
     "ReservedItem",
+    "StockReported",
+    "StockRequested",
+    "WebhookRequested",
 ]

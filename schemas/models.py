@@ -111,3 +111,74 @@ class InventoryRejected(Event):
                 "that is a reservation, not a rejection"
             )
         return self
+
+
+class StockRequested(Event):
+    """A request to inventory: how many units of ``sku`` are on hand?"""
+
+    event_type = "stock.requested"
+    schema_version = 1
+
+    sku: Sku
+
+
+class StockReported(Event):
+    """Inventory's reply to :class:`StockRequested`."""
+
+    event_type = "stock.reported"
+    schema_version = 1
+
+    sku: Sku
+    on_hand: Annotated[int, Field(ge=0, le=INT_MAX)]
+    reported_at: AwareDatetime
+
+
+class OrderStatusChanged(Event):
+    """An order reached an outcome; delivered to its ``callback_url`` when it has one."""
+
+    event_type = "order.status_changed"
+    schema_version = 1
+
+    order_id: OrderId
+    status: Annotated[str, Field(min_length=1, max_length=32)]
+    reason: Annotated[str, Field(max_length=500)] | None = None
+    callback_url: Annotated[str, Field(max_length=2048)] | None = None
+    changed_at: AwareDatetime
+
+
+class WebhookRequested(Event):
+    """One delivery of one event to one webhook endpoint (see consumers.webhooks)."""
+
+    event_type = "webhook.requested"
+    schema_version = 1
+
+    webhook_id: Annotated[str, Field(min_length=1, max_length=128)]
+    endpoint_id: Annotated[str, Field(min_length=1, max_length=128)]
+    url: Annotated[str, Field(max_length=2048)]
+    #: The event being delivered: its type and event id.
+    source_type: Annotated[str, Field(min_length=1, max_length=200)]
+    source_event_id: Annotated[str, Field(min_length=1, max_length=200)]
+    payload: str
+    deferrals: Annotated[int, Field(ge=0, le=INT_MAX)] = 0
+    requested_at: AwareDatetime
+
+
+class OrderReminder(Event):
+    """A reminder about an order, scheduled to be sent later."""
+
+    event_type = "order.reminder"
+    schema_version = 1
+
+    order_id: OrderId
+    customer_email: Annotated[str, Field(max_length=254, pattern=EMAIL_PATTERN)]
+    note: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class ReportRequested(Event):
+    """A report is due (the tick of a recurring schedule)."""
+
+    event_type = "report.requested"
+    schema_version = 1
+
+    report: Annotated[str, Field(min_length=1, max_length=100)]
+    period_end: AwareDatetime

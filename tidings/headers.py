@@ -24,6 +24,24 @@ ERROR_MESSAGE = "error-message"
 FAILED_AT = "failed-at"
 NOT_BEFORE = "not-before"
 
+# Request-reply: a request names where its reply goes and how to match it.
+CORRELATION_ID = "correlation-id"
+REPLY_TO = "reply-to"  # "<topic>:<partition>" of the requesting instance
+
+# Headers an event carries while it is scheduled.
+SCHEDULE_ID = "schedule-id"
+DELIVER_AT = "deliver-at"          # epoch ms: when it is due
+SCHEDULED_AT = "scheduled-at"      # epoch ms: when it was scheduled (cancellations apply
+                                   # to schedules made before them)
+TARGET_TOPIC = "target-topic"      # the real topic it is delivered to
+TARGET_KEY = "target-key"          # the real key (absent: no key)
+# Headers of a recurring tick.
+SCHEDULE = "schedule"
+TICK = "tick"
+
+#: Headers only the scheduler needs; they are removed on delivery.
+SCHEDULER_INTERNAL = frozenset({TARGET_TOPIC, TARGET_KEY, SCHEDULED_AT, NOT_BEFORE})
+
 Headers = list[tuple[str, bytes]]
 
 

@@ -19,10 +19,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from consumers.email.render import message_id_for, render_confirmation
+from consumers.email.render import message_id_for, render_confirmation, render_reminder
 from consumers.email.settings import EmailSettings
 from consumers.email.smtp import send
-from schemas import OrderCreated
+from schemas import OrderCreated, OrderReminder
 from tidings.codec.events import Event
 from tidings.consumer.context import HandlerContext, NonRetryableError
 from tidings.db import Database
@@ -46,14 +46,18 @@ def setup(connection: Any, database: Database) -> None:
 
 
 def handle(event: Event, ctx: HandlerContext) -> None:
-    """Mail the order confirmation of an ``order.created`` to its customer."""
-    if not isinstance(event, OrderCreated):
+    """Mail the order confirmation of an ``order.created`` to its customer, and the
+    reminder of an ``order.reminder`` (scheduled: it arrives when it is due)."""
+    if not isinstance(event, OrderCreated | OrderReminder):
         raise UnexpectedEvent(f"email does not handle {event.event_type!r} events")
     if already_sent(ctx.database, ctx.db, ctx.event_id):
-        ctx.log.info("confirmation for event %s was sent already", ctx.event_id)
+        ctx.log.info("mail for event %s was sent already", ctx.event_id)
         return
     settings = EmailSettings()
-    message = render_confirmation(event, sender=settings.sender, event_id=ctx.event_id)
+    if isinstance(event, OrderReminder):
+        message = render_reminder(event, sender=settings.sender, event_id=ctx.event_id)
+    else:
+        message = render_confirmation(event, sender=settings.sender, event_id=ctx.event_id)
     send(message, settings)
     ctx.db.execute(
         ctx.sql(

@@ -7,7 +7,7 @@ from decimal import Decimal
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from schemas import OrderCreated
+from schemas import OrderCreated, OrderReminder
 
 # ISO 4217 currencies whose minor unit is not the cent; every other has two decimals.
 _MINOR_DIGITS = {
@@ -71,4 +71,20 @@ def render_confirmation(event: OrderCreated, *, sender: str, event_id: str) -> E
     message["Message-ID"] = message_id_for(event_id)
     message.set_content(text)
     message.add_alternative(body, subtype="html")
+    return message
+
+
+def reminder_subject(event: OrderReminder) -> str:
+    return f"Reminder about your order {event.order_id}"
+
+
+def render_reminder(event: OrderReminder, *, sender: str, event_id: str) -> EmailMessage:
+    """A reminder (an ``order.reminder``, delivered when it fell due) to its customer."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = event.customer_email
+    message["Subject"] = reminder_subject(event)
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = message_id_for(event_id)
+    message.set_content(f"A reminder about your order {event.order_id}:\n\n{event.note}\n")
     return message

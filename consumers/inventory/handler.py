@@ -21,6 +21,8 @@ from schemas import (
     OrderCancelled,
     OrderCreated,
     ReservedItem,
+    StockReported,
+    StockRequested,
 )
 from tidings.codec.events import Event
 from tidings.consumer.context import HandlerContext, NonRetryableError
@@ -44,11 +46,15 @@ def setup(connection: Any, database: Database) -> None:
 
 
 def handle(event: Event, ctx: HandlerContext) -> None:
-    """Reserve stock for ``order.created``; release it for ``order.cancelled``."""
+    """Reserve stock for ``order.created``; release it for ``order.cancelled``; answer
+    ``stock.requested`` (a request) with ``stock.reported``."""
     if isinstance(event, OrderCreated):
         reserve(event, ctx)
     elif isinstance(event, OrderCancelled):
         release(event, ctx)
+    elif isinstance(event, StockRequested):
+        on_hand = stock.lock_stock(ctx.database, ctx.db, [event.sku]).get(event.sku, 0)
+        ctx.reply(StockReported(sku=event.sku, on_hand=on_hand, reported_at=datetime.now(UTC)))
     else:
         raise UnexpectedEvent(f"inventory does not handle {event.event_type!r} events")
 

@@ -1,12 +1,15 @@
 """The whole story on one machine: broker, topology, services, orders, and a checked summary.
 
 Starts a local Kafka (unless KAFKA_BOOTSTRAP_SERVERS names one), applies
-topology.yaml, starts the order service, the inventory, email, analytics and
-order-status consumer services and an SMTP sink as processes, places orders over
-HTTP (some for SKUs that run out, some cancelled, some whose mail server fails once
-or rejects), injects redelivered duplicates and raw poison messages, waits while
-every group catches up, and checks every number against what the inputs imply.
-Exits 1 if any does not match.
+topology.yaml, starts the order service, the inventory, email, analytics,
+order-status and webhooks consumer services, the scheduler and an SMTP sink as
+processes, places orders over HTTP (some for SKUs that run out, some cancelled, some
+whose mail server fails once or rejects, some with a callback_url), schedules
+reminders (and cancels one), injects redelivered duplicates and raw poison messages,
+waits while every group catches up, asks inventory for its stock over request-reply,
+and checks every number against what the inputs imply, including the reminders, the
+recurring report ticks and the webhooks a local receiver verified. Exits 1 if any
+does not match.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from consumers.inventory.stock import load_stock_file
 from ops.demo.observe import GroupCounts, scrape
 from ops.demo.processes import REPO, ServiceProcess, free, free_port, wait_for_port
 from ops.demo.scenario import Scenario, plan
+from ops.demo.timeline import Timeline
 from tidings.db import open_database
 from tidings.errors import TidingsError
 from tidings.kafka_local import LocalCluster
@@ -99,6 +103,8 @@ class Demo:
         self.cluster: LocalCluster | None = None
         self.started_broker = False
         self.bootstrap = ""
+        self.timeline = Timeline(self.work)
+        self.stock_queries = 0
         self.tokens = ("", "")
         #: With --secure: the cluster's credentials; the demo itself acts as the admin.
         self.security: ClusterSecurity | None = None
@@ -119,11 +125,13 @@ class Demo:
             if self.args.keep:
                 self.start_console()
             scenario = self.place_orders(topology)
-            counts = self.wait_until_caught_up(scenario)
+            self.wait_until_caught_up(scenario)
+            counts = self.ask_inventory(scenario)
             ok = self.summarize(scenario, counts)
             kept = self.args.keep
         finally:
             if not kept:
+                self.timeline.stop()
                 self.stop_everything()
         print(f"\nDemo {'passed' if ok else 'FAILED'} in {time.monotonic() - began:.0f}s.")
         if kept:
@@ -224,7 +232,7 @@ class Demo:
         admin = admin_client(self.client())
         probe = Consumer(self.client(**{"group.id": "tidings-demo-probe"}))
         try:
-            for group in GROUPS:
+            for group in (*GROUPS, "webhooks"):
                 ends = []
                 for topic in {t for e in topology.consumers[group].subscribes
                               for t in [topology.events[e].topic]}:
@@ -269,11 +277,22 @@ class Demo:
                                  str(REPO / "topology.yaml"), "--database", database,
                                  "--metrics-port", str(port)],
                          {"EMAIL_SMTP_PORT": str(smtp)})
+        self.ports["scheduler"] = free_port()
+        self.service("scheduler", ["-m", "tidings", "run", "scheduler", "-f",
+                                   str(REPO / "topology.yaml"), "--metrics-port",
+                                   str(self.ports["scheduler"]), "--instance-id", "demo"])
+        self.ports["webhooks"], self.ports["webhooks-metrics"] = free_port(), free_port()
+        self.service("webhooks", ["-m", "consumers.webhooks", "-f", str(REPO / "topology.yaml"),
+                                  "--database", f"sqlite:///{self.work / 'webhooks.db'}",
+                                  "--api-port", str(self.ports["webhooks"]),
+                                  "--metrics-port", str(self.ports["webhooks-metrics"])])
         for name, port in self.ports.items():
             if not wait_for_port(port, 60):
-                process = self.processes.get(name) or self.processes["smtp-sink"]
+                process = self.processes.get(name.removesuffix("-metrics")) \
+                    or self.processes["smtp-sink"]
                 raise TidingsError(f"{name} did not start listening on port {port}:\n"
                                    f"{process.tail()}")
+        self.timeline.start_receiver(self.ports["webhooks"])
         names = ", ".join(f"{n} (pid {p.process.pid if p.process else '?'})"
                           for n, p in self.processes.items())
         print(f"running: {names}\nlogs in {self.work / 'logs'}")
@@ -284,13 +303,19 @@ class Demo:
         step(f"Placing {len(scenario.orders)} orders over HTTP "
              f"({scenario.flaky} with a flaky mail server, {scenario.bounces} that bounce)")
         base = f"http://127.0.0.1:{self.ports['http']}"
+        timeline = self.timeline
         with httpx.Client(base_url=base, timeout=30) as client:
             for index, order in enumerate(scenario.orders):
-                response = client.post("/orders", json=order.body)
+                body = order.body
+                if timeline.wants_callback(index):  # the outcome goes to the receiver too
+                    body = {**body, "callback_url": timeline.callback_url()}
+                response = client.post("/orders", json=body)
                 if response.status_code != 202:
                     raise TidingsError(f"POST /orders answered {response.status_code}: "
                                        f"{response.text[:200]}")
                 scenario.order_ids.append(response.json()["order_id"])
+                if timeline.wants_callback(index):
+                    timeline.callback_orders.append(scenario.order_ids[-1])
                 if (index + 1) % 250 == 0:
                     print(f"  {index + 1} orders accepted", flush=True)
             for order_id in scenario.order_ids[::scenario.cancel_every]:
@@ -299,7 +324,12 @@ class Demo:
                 if response.status_code != 202:
                     raise TidingsError(f"cancel answered {response.status_code}")
                 scenario.cancelled.append(order_id)
-        print(f"  {len(scenario.cancelled)} orders cancelled")
+            print(f"  {len(scenario.cancelled)} orders cancelled, "
+                  f"{len(timeline.callback_orders)} with a callback_url")
+            plain = [scenario.order_ids[i] for i, o in enumerate(scenario.orders)
+                     if o.kind == "normal" and not timeline.wants_callback(i)
+                     and scenario.order_ids[i] not in scenario.cancelled]
+            timeline.schedule_reminders(client, plain[1::7])
         orders_topic = topology.events["order.created"].topic
         self.inject_duplicates(scenario, orders_topic)
         self.inject_poison(scenario, orders_topic)
@@ -345,17 +375,21 @@ class Demo:
 
     def expected(self, s: Scenario) -> dict[str, GroupCounts]:
         n, c = len(s.orders), len(s.cancelled)
+        reminders = len(self.timeline.reminded)
         return {
-            "inventory": GroupCounts(n + c, s.duplicates, 0, s.poison),
-            "email": GroupCounts(n - s.bounces, s.duplicates, s.flaky, s.poison + s.bounces),
+            "inventory": GroupCounts(n + c + self.stock_queries, s.duplicates, 0, s.poison),
+            "email": GroupCounts(n - s.bounces + reminders, s.duplicates, s.flaky,
+                                 s.poison + s.bounces),
             "analytics": GroupCounts(n + c, s.duplicates, 0, s.poison),
             "order-status": GroupCounts(n, 0, 0, 0),
         }
 
-    def wait_until_caught_up(self, scenario: Scenario) -> dict[str, GroupCounts]:
-        step("Waiting for every group to catch up (email retries wait out a 30s tier)")
+    def wait_until_caught_up(self, scenario: Scenario, *, quiet: bool = False
+                             ) -> dict[str, GroupCounts]:
+        if not quiet:
+            step("Waiting for every group to catch up (email retries wait out a 30s tier)")
         expected = self.expected(scenario)
-        mails_expected = len(scenario.orders) - scenario.bounces
+        mails_expected = len(scenario.orders) - scenario.bounces + len(self.timeline.reminded)
         began = time.monotonic()
         counts: dict[str, GroupCounts] = {}
         last_print = 0.0
@@ -369,10 +403,10 @@ class Demo:
                     ("duplicates", counts[g].duplicates < expected[g].duplicates),
                     (f"{counts[g].in_flight} in flight", counts[g].in_flight > 0),
                 ) if unmet
-            ] + (["mails"] if mails < mails_expected else [])
+            ] + (["mails"] if mails < mails_expected else []) + self.timeline.waiting()
             done = not waiting
             elapsed = time.monotonic() - began
-            if done or elapsed - last_print >= 3:
+            if not quiet and (done or elapsed - last_print >= 3):
                 line = " | ".join(f"{g} {counts[g].processed}/{expected[g].processed}"
                                   for g in GROUPS)
                 print(f"  [{elapsed:4.0f}s] {line} | mails {mails}/{mails_expected}"
@@ -387,6 +421,18 @@ class Demo:
             time.sleep(1)
         time.sleep(2)  # a stray extra delivery would show up in the final numbers
         return {group: scrape(self.ports[group]) for group in GROUPS}
+
+    def ask_inventory(self, scenario: Scenario) -> dict[str, GroupCounts]:
+        """Request-reply, once everything is settled: GET /stock/<sku> for every SKU
+        (the order service asks inventory over Kafka); then the final numbers."""
+        step("Asking inventory for its stock over request-reply (GET /stock/<sku>)")
+        skus = sorted(load_stock_file(DEFAULT_STOCK_FILE))
+        with httpx.Client(base_url=f"http://127.0.0.1:{self.ports['http']}",
+                          timeout=30) as client:
+            self.timeline.ask_stock(client, skus)
+        self.stock_queries = len(skus)
+        print(f"  {len(skus)} answers")
+        return self.wait_until_caught_up(scenario, quiet=True)
 
     def summarize(self, s: Scenario, counts: dict[str, GroupCounts]) -> bool:
         step("Summary")
@@ -422,9 +468,12 @@ class Demo:
 
         ids = message_ids(self.work / "mailbox.db")
         twice = sum(n - 1 for n in Counter(ids).values() if n > 1)
-        print(f"mails: {len(set(ids))} received, {twice} sent twice, {s.bounces} bounced "
-              f"(in email's DLQ), {s.flaky} delivered after a transient failure")
-        check(len(set(ids)) == n - s.bounces, f"{len(set(ids))} mails, expected {n - s.bounces}")
+        confirmations = len(set(ids)) - len(self.timeline.reminder_mails())
+        print(f"mails: {confirmations} confirmations received, {twice} sent twice, "
+              f"{s.bounces} bounced (in email's DLQ), {s.flaky} delivered after a transient "
+              "failure")
+        check(confirmations == n - s.bounces,
+              f"{confirmations} confirmations, expected {n - s.bounces}")
         check(twice == 0, f"{twice} mails were sent twice")
 
         report = analytics_report(open_database(f"sqlite:///{self.work / 'analytics.db'}"))
@@ -447,6 +496,12 @@ class Demo:
             check(conserved, f"{sku}: {stock[sku]} - {left} != {held.get(sku, 0)} held")
             mark = "" if conserved else "  <- does not add up"
             print(f"{sku:<20}{stock[sku]:>8}{left:>9}{held.get(sku, 0):>16}{mark}")
+
+        self.timeline.summarize(
+            check, bootstrap=self.bootstrap, reports_topic="reports",
+            statuses=self.callback_statuses(), on_hand={sku: on_hand.get(sku, 0)
+                                                        for sku in stock},
+            scheduler_port=self.ports["scheduler"])
         if failures:
             print("\nMismatches:\n  " + "\n  ".join(failures))
         return not failures
@@ -464,6 +519,12 @@ class Demo:
                     for item in order["items"]:
                         held[item["sku"]] += item["quantity"]
         return statuses, held
+
+    def callback_statuses(self) -> dict[str, str]:
+        base = f"http://127.0.0.1:{self.ports['http']}"
+        with httpx.Client(base_url=base, timeout=30) as client:
+            return {order_id: client.get(f"/orders/{order_id}").json()["status"]
+                    for order_id in self.timeline.callback_orders}
 
     def stop_everything(self) -> None:
         if self.processes:

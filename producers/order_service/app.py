@@ -3,30 +3,49 @@
 ``POST /orders`` records the order and its ``order.created`` event in one database
 transaction (the outbox), then answers 202: the event reaches Kafka shortly after,
 even if the service crashes in between. ``GET /orders/{id}`` shows the status,
-which inventory's events move to reserved or rejected. ``GET /metrics`` is the relay's
-producer metrics (published, failures, publish latency, outbox backlog) for Prometheus.
+which inventory's events move to reserved or rejected; with ``callback_url`` in the
+order, the outcome is also delivered there, signed, by the webhooks service (202 +
+polling, or 202 + webhook).
+
+``POST /orders/{id}/reminder`` schedules a reminder mail (a delayed event, through the
+scheduler) and ``DELETE`` cancels it; ``GET /stock/{sku}`` asks inventory over Kafka
+(request-reply) and answers with its reply. ``GET /metrics`` is the
+relay's producer metrics (published, failures, publish latency, outbox backlog) for
+Prometheus.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, HTTPException, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
 from producers.order_service import store
 from producers.order_service.settings import OrderServiceSettings
-from schemas import LineItem, OrderCancelled, OrderCreated
+from schemas import (
+    LineItem,
+    OrderCancelled,
+    OrderCreated,
+    OrderReminder,
+    OrderStatusChanged,
+    StockReported,
+    StockRequested,
+)
 from tidings.db import Database, open_database, transaction
 from tidings.producer.metrics import ProducerMetrics
 from tidings.producer.outbox import Outbox, OutboxRelay
 from tidings.producer.prepare import EventPreparer
+from tidings.producer.publisher import Publisher
 from tidings.producer.reliable import ReliableProducer
+from tidings.requests import RequestTimeout
 from tidings.settings import kafka_client_config
 from tidings.topology import Topology, load_topology
 
@@ -49,6 +68,15 @@ class OrderIn(BaseModel):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     items: list[LineIn] = Field(min_length=1, max_length=100)
     coupon_code: str | None = Field(None, max_length=64)
+    #: Where to deliver the order's outcome (reserved, rejected or cancelled) as a webhook.
+    callback_url: AnyHttpUrl | None = None
+
+
+class ReminderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    in_seconds: float = Field(gt=0, le=30 * 86400)
+    note: str = Field("Your order is waiting for you.", min_length=1, max_length=500)
 
 
 class CancelIn(BaseModel):
@@ -74,6 +102,7 @@ class OrderOut(BaseModel):
     items: list[dict[str, Any]]
     created_at: datetime
     updated_at: datetime
+    callback_url: str | None = None
 
 
 class OrderService:
@@ -87,6 +116,13 @@ class OrderService:
         self.relay: OutboxRelay | None = None
         self.registry = CollectorRegistry()
         self.metrics = ProducerMetrics(SERVICE, self.registry)
+        self._publisher: Publisher | None = None
+
+    def publisher(self) -> Publisher:
+        """A publisher for requests (``GET /stock``), started on first use."""
+        if self._publisher is None:
+            self._publisher = Publisher(self.topology, SERVICE)
+        return self._publisher
 
     def start(self) -> None:
         store.create_tables(self.database)
@@ -100,6 +136,8 @@ class OrderService:
     def stop(self) -> None:
         if self.relay is not None:
             self.relay.stop()
+        if self._publisher is not None:
+            self._publisher.close()
 
     def connection(self) -> Iterator[Any]:
         connection = self.database.connect()
@@ -150,6 +188,7 @@ def create_app(
             store.insert_order(service.database, connection, {
                 **body.model_dump(), "order_id": order_id, "items": items,
                 "total_cents": total, "created_at_ms": int(created.timestamp() * 1000),
+                "callback_url": str(body.callback_url) if body.callback_url else None,
             })
             service.outbox.stage(connection, event)
         url = f"/orders/{order_id}"
@@ -174,14 +213,56 @@ def create_app(
             if row.status == store.CANCELLED:
                 raise HTTPException(409, f"order {order_id} is already cancelled")
             store.set_status(service.database, connection, order_id, store.CANCELLED, reason)
+            now = datetime.now(UTC)
             service.outbox.stage(connection, OrderCancelled(
-                order_id=order_id, reason=reason, cancelled_at=datetime.now(UTC)))
+                order_id=order_id, reason=reason, cancelled_at=now))
+            if OrderStatusChanged.event_type in service.outbox.preparer.allowed:
+                service.outbox.stage(connection, OrderStatusChanged(
+                    order_id=order_id, status=store.CANCELLED, reason=reason,
+                    callback_url=row.callback_url, changed_at=now))
         return Accepted(order_id=order_id, status=store.CANCELLED,
                         status_url=f"/orders/{order_id}")
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
         return Response(generate_latest(service.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/orders/{order_id}/reminder", status_code=202)
+    def remind(order_id: str, body: ReminderIn, connection: Connection) -> dict[str, Any]:
+        """Mail the customer a reminder in ``in_seconds`` (cancel with DELETE)."""
+        schedule_id = reminder_id(order_id)
+        with transaction(connection):
+            row = store.load_order(service.database, connection, order_id)
+            if row is None:
+                raise HTTPException(404, f"no order {order_id}")
+            service.outbox.stage(connection, OrderReminder(
+                order_id=order_id, customer_email=row.customer_email, note=body.note),
+                delay=timedelta(seconds=body.in_seconds), schedule_id=schedule_id)
+        due = datetime.now(UTC) + timedelta(seconds=body.in_seconds)
+        return {"schedule_id": schedule_id, "deliver_at": due.isoformat()}
+
+    @app.delete("/orders/{order_id}/reminder", status_code=202)
+    def cancel_reminder(order_id: str, connection: Connection) -> dict[str, Any]:
+        """Cancel the order's reminders scheduled until now."""
+        with transaction(connection):
+            service.outbox.stage_cancel(connection, reminder_id(order_id))
+        return {"schedule_id": reminder_id(order_id), "cancelled": True}
+
+    @app.get("/stock/{sku}")
+    async def stock_level(sku: str) -> dict[str, Any]:
+        """Inventory's on-hand count of ``sku``, asked over Kafka (request-reply)."""
+        began = time.perf_counter()
+        # The first request starts the reply listener, which blocks: not on the loop.
+        await asyncio.to_thread(lambda: service.publisher().requester())
+        try:
+            reply: StockReported = await service.publisher().request(
+                StockRequested(sku=sku), expect=StockReported,
+                timeout=service.settings.request_timeout)
+        except RequestTimeout as exc:
+            raise HTTPException(504, str(exc)) from None
+        return {"sku": reply.sku, "on_hand": reply.on_hand,
+                "reported_at": reply.reported_at.isoformat(),
+                "round_trip_ms": round((time.perf_counter() - began) * 1000, 1)}
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
@@ -191,6 +272,11 @@ def create_app(
     return app
 
 
+def reminder_id(order_id: str) -> str:
+    """The schedule id of an order's reminder: a later DELETE names it by the order."""
+    return f"reminder-{order_id}"
+
+
 def _order_out(row: store.OrderRow) -> OrderOut:
     return OrderOut(
         order_id=row.order_id, status=row.status, status_reason=row.status_reason,
@@ -198,4 +284,5 @@ def _order_out(row: store.OrderRow) -> OrderOut:
         total_cents=row.total_cents, items=row.items,
         created_at=datetime.fromtimestamp(row.created_at_ms / 1000, UTC),
         updated_at=datetime.fromtimestamp(row.updated_at_ms / 1000, UTC),
+        callback_url=row.callback_url,
     )

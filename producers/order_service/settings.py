@@ -16,3 +16,5 @@ class OrderServiceSettings(BaseSettings):
     port: int = 8080
     #: Run the outbox relay inside the service (a separate `tidings outbox relay` also works).
     relay: bool = True
+    #: Seconds ``GET /stock/{sku}`` waits for inventory's reply.
+    request_timeout: float = 10.0

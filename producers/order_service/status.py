@@ -4,15 +4,17 @@ It runs against the order service's own database. ``inventory.reserved`` moves a
 ``pending`` order to ``reserved``; ``inventory.rejected`` moves it to ``rejected``
 with the short SKU as reason. Only ``pending`` moves: a cancelled order stays
 cancelled, and a redelivered verdict finds the order moved already and changes
-nothing.
+nothing. A move publishes ``order.status_changed`` (with the order's
+``callback_url``, where the webhooks service delivers it) in the same transaction.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from producers.order_service import store
-from schemas import InventoryRejected, InventoryReserved
+from schemas import InventoryRejected, InventoryReserved, OrderStatusChanged
 from tidings.codec.events import Event
 from tidings.consumer.context import HandlerContext, NonRetryableError
 from tidings.db import Database
@@ -26,6 +28,7 @@ def setup(connection: Any, database: Database) -> None:
     """Create the order tables if the order service has not yet (same statements)."""
     for statement in store._TABLES:
         connection.execute(statement)
+    store.add_callback_column(database, connection)
 
 
 def handle(event: Event, ctx: HandlerContext) -> None:
@@ -40,7 +43,12 @@ def handle(event: Event, ctx: HandlerContext) -> None:
         raise UnexpectedEvent(f"order-status does not handle {event.event_type!r} events")
     moved = store.set_status(ctx.database, ctx.db, event.order_id, status, reason,
                              only_from=(store.PENDING,))
+    current = store.load_order(ctx.database, ctx.db, event.order_id)
     if not moved:
-        current = store.load_order(ctx.database, ctx.db, event.order_id)
         ctx.log.info("order %s not moved to %s: %s", event.order_id, status,
                      "unknown order" if current is None else f"it is {current.status}")
+        return
+    ctx.publish(OrderStatusChanged(
+        order_id=event.order_id, status=status, reason=reason,
+        callback_url=current.callback_url if current else None,
+        changed_at=datetime.now(UTC)))

@@ -21,7 +21,8 @@ _TABLES = (
         status TEXT NOT NULL,
         status_reason TEXT,
         created_at_ms BIGINT NOT NULL,
-        updated_at_ms BIGINT NOT NULL
+        updated_at_ms BIGINT NOT NULL,
+        callback_url TEXT
     )""",
     """CREATE TABLE IF NOT EXISTS order_items (
         order_id TEXT NOT NULL REFERENCES orders(order_id),
@@ -46,6 +47,7 @@ class OrderRow:
     created_at_ms: int
     updated_at_ms: int
     items: list[dict[str, Any]]
+    callback_url: str | None = None
 
 
 def now_ms() -> int:
@@ -58,19 +60,32 @@ def create_tables(database: Database) -> None:
         with transaction(connection):
             for statement in _TABLES:
                 connection.execute(statement)
+            add_callback_column(database, connection)
         ensure_outbox_table(database, connection)
     finally:
         connection.close()
+
+
+def add_callback_column(database: Database, connection: Any) -> None:
+    """Order tables made before ``callback_url`` existed get the column."""
+    if database.dialect == "postgresql":
+        connection.execute("ALTER TABLE orders ADD COLUMN IF NOT EXISTS callback_url TEXT")
+        return
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(orders)")}
+    if "callback_url" not in columns:
+        connection.execute("ALTER TABLE orders ADD COLUMN callback_url TEXT")
 
 
 def insert_order(database: Database, connection: Any, order: dict[str, Any]) -> None:
     connection.execute(
         database.sql(
             "INSERT INTO orders (order_id, customer_id, customer_email, currency, total_cents, "
-            "status, created_at_ms, updated_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            "status, created_at_ms, updated_at_ms, callback_url) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ),
         (order["order_id"], order["customer_id"], order["customer_email"], order["currency"],
-         order["total_cents"], PENDING, order["created_at_ms"], order["created_at_ms"]),
+         order["total_cents"], PENDING, order["created_at_ms"], order["created_at_ms"],
+         order.get("callback_url")),
     )
     connection.executemany(
         database.sql(
@@ -86,7 +101,8 @@ def load_order(database: Database, connection: Any, order_id: str) -> OrderRow |
     row = connection.execute(
         database.sql(
             "SELECT order_id, customer_id, customer_email, currency, total_cents, status, "
-            "status_reason, created_at_ms, updated_at_ms FROM orders WHERE order_id = ?"
+            "status_reason, created_at_ms, updated_at_ms, callback_url FROM orders "
+            "WHERE order_id = ?"
         ),
         (order_id,),
     ).fetchone()
@@ -99,13 +115,15 @@ def load_order(database: Database, connection: Any, order_id: str) -> OrderRow |
         ),
         (order_id,),
     ).fetchall()
-    (order_id, customer_id, email, currency, total, status, reason, created, updated) = row
+    (order_id, customer_id, email, currency, total, status, reason, created, updated,
+     callback_url) = row
     return OrderRow(
         order_id=order_id, customer_id=customer_id, customer_email=email, currency=currency,
         total_cents=total, status=status, status_reason=reason, created_at_ms=created,
         updated_at_ms=updated,
         items=[{"sku": sku, "quantity": quantity, "unit_price_cents": price}
                for sku, quantity, price in items],
+        callback_url=callback_url,
     )
 
 

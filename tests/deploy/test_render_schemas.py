@@ -138,15 +138,21 @@ def test_kafka_topics_are_what_topology_apply_would_make(shop: list[dict[str, An
 def test_kafka_users_carry_the_derived_acls(shop: list[dict[str, Any]]) -> None:
     users = by_kind(shop, "KafkaUser")
     assert set(users) == {"order-service", "inventory", "email", "analytics", "order-status",
-                          "tidings-operator"}
+                          "webhooks", "scheduler", "tidings-operator"}
 
     def rules(user: str) -> set[tuple[str, str, str]]:
         return {(acl["resource"]["type"], acl["resource"].get("name", ""), op)
                 for acl in users[user]["spec"]["authorization"]["acls"]
                 for op in acl["operations"]}
 
-    assert rules("order-service") == {("topic", "orders", "Write"), ("topic", "orders", "Describe"),
-                                      ("cluster", "", "IdempotentWrite")}
+    published = ("orders", "order-updates", "reminders", "stock-queries", "reports",
+                 "shop.schedule", "shop.schedule.cancelled")  # the last two: publish later
+    assert rules("order-service") == {
+        *(("topic", t, op) for t in published for op in ("Write", "Describe")),
+        ("topic", "order-service.replies", "Read"),  # replies to its requests
+        ("group", "order-service.replies.", "Read"), ("cluster", "", "IdempotentWrite")}
+    assert ("topic", "order-service.replies", "Write") in rules("inventory")  # it answers
+    assert ("transactionalId", "shop.schedule.scheduler.", "Write") in rules("scheduler")
     email = rules("email")
     assert ("topic", "orders.email.retry.30s", "Write") in email
     assert ("group", "email", "Read") in email

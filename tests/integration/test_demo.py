@@ -26,3 +26,8 @@ def test_the_demo_passes_its_own_checks(kafka_bootstrap: str) -> None:
     for group in ("inventory", "email", "analytics", "order-status"):
         assert any(line.startswith(group) and line.rstrip().endswith("ok")
                    for line in out.splitlines()), f"{group} row is not ok:\n{out}"
+    # The four events in time, each checked by the demo's summary.
+    for story in ("delayed reminder: 4 of 4 mailed when due", "the cancelled one held back",
+                  "recurring tick: sales-report ticked", "request-reply: GET /stock/<sku>",
+                  "order outcomes delivered to their callback_url"):
+        assert story in out, f"{story!r} missing:\n{out}"

@@ -109,3 +109,12 @@ def test_a_rejected_order_writes_nothing(client: TestClient, shop: Shop,
     client.post("/orders", json={**ORDER, "currency": "x"})
     time.sleep(1)
     assert read_all(kafka_bootstrap, shop.orders_topic, expect=None, timeout=5) == []
+
+
+def test_an_order_keeps_the_callback_url_its_outcome_goes_to(client: TestClient) -> None:
+    hook = "https://customer.example/hooks/orders?token=1"
+    body = client.post("/orders", json={**ORDER, "callback_url": hook})
+    assert body.status_code == 202
+    assert client.get(body.json()["status_url"]).json()["callback_url"] == hook
+    bad = client.post("/orders", json={**ORDER, "callback_url": "not a url"})
+    assert bad.status_code == 422 and "callback_url" in bad.text

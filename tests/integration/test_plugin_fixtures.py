@@ -24,10 +24,16 @@ def an_order(order_id: str) -> OrderCreated:
         total_cents=2000, created_at=WHEN)
 
 
-def test_the_topology_is_applied_under_a_session_prefix(tidings_topology: Topology) -> None:
+def test_the_topology_is_applied_under_a_session_prefix(
+        tidings_topology: Topology, tidings_declared_topology: Topology) -> None:
     orders = tidings_topology.events["order.created"].topic
     assert orders.endswith("-orders") and orders != "orders"
-    assert set(tidings_topology.topics) == {orders, orders.replace("-orders", "-inventory")}
+    prefix = orders.removesuffix("orders")
+    assert set(tidings_topology.topics) == {f"{prefix}{t}"
+                                            for t in tidings_declared_topology.topics}
+    assert "orders" in tidings_declared_topology.topics
+    # Scheduling topics derive from the (prefixed) topology name.
+    assert tidings_topology.name == f"{prefix}{tidings_declared_topology.name}"
 
 
 def test_a_test_that_leaves_events_behind(

@@ -1,4 +1,5 @@
-"""order-status: inventory's verdict moves a pending order, and nothing else."""
+"""order-status: inventory's verdict moves a pending order, and nothing else; a move
+publishes the order's outcome (order.status_changed, with its callback_url)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from producers.order_service import store
 from producers.order_service.status import handle, setup
-from schemas import InventoryRejected, InventoryReserved, ReservedItem
+from schemas import InventoryRejected, InventoryReserved, OrderStatusChanged, ReservedItem
 from tidings.codec.events import Event
 from tidings.consumer.context import EventMeta, HandlerContext, NonRetryableError
 from tidings.db import Database, transaction
@@ -28,16 +29,19 @@ class Orders:
     def __init__(self, database: Database) -> None:
         self.database = database
         self.connection = database.connect()
+        self.published: list[Event] = []
         with transaction(self.connection):
             setup(self.connection, database)
 
-    def place(self, order_id: str, status: str = store.PENDING) -> None:
+    def place(self, order_id: str, status: str = store.PENDING,
+              callback_url: str | None = None) -> None:
         with transaction(self.connection):
             store.insert_order(self.database, self.connection, {
                 "order_id": order_id, "customer_id": "cus_1",
                 "customer_email": "ada@example.com", "currency": "EUR", "total_cents": 500,
                 "created_at_ms": 0,
                 "items": [{"sku": "MUG", "quantity": 1, "unit_price_cents": 500}],
+                "callback_url": callback_url,
             })
             if status != store.PENDING:
                 store.set_status(self.database, self.connection, order_id, status, "by test")
@@ -55,9 +59,10 @@ class Orders:
         assert row is not None
         return row.status, row.status_reason
 
-    @staticmethod
-    def _stage(event: Event) -> str:
-        raise AssertionError(f"order-status publishes nothing, got {event}")
+    def _stage(self, event: Event, **options: Any) -> str:
+        assert not options, "order-status publishes plainly (no delay, no reply)"
+        self.published.append(event)
+        return "staged"
 
 
 @pytest.fixture
@@ -82,6 +87,19 @@ def test_a_reservation_moves_a_pending_order_to_reserved(orders: Orders) -> None
     orders.deliver(reserved("o-1"))
 
     assert orders.status("o-1") == (store.RESERVED, None)
+    (outcome,) = orders.published
+    assert isinstance(outcome, OrderStatusChanged)
+    assert (outcome.order_id, outcome.status, outcome.callback_url) == ("o-1", "reserved", None)
+
+
+def test_the_outcome_carries_the_orders_callback_url(orders: Orders) -> None:
+    orders.place("o-2", callback_url="https://customer.example/hooks/orders")
+    orders.deliver(rejected("o-2"))
+
+    (outcome,) = orders.published
+    assert isinstance(outcome, OrderStatusChanged) and outcome.status == store.REJECTED
+    assert outcome.callback_url == "https://customer.example/hooks/orders"
+    assert outcome.reason is not None and "MUG" in outcome.reason
 
 
 def test_a_rejection_moves_a_pending_order_to_rejected_naming_the_sku(orders: Orders) -> None:
@@ -99,6 +117,7 @@ def test_a_cancelled_order_stays_cancelled(orders: Orders) -> None:
     orders.deliver(rejected("o-1"))
 
     assert orders.status("o-1") == (store.CANCELLED, "by test")
+    assert orders.published == []
 
 
 def test_a_redelivered_or_late_verdict_changes_nothing(orders: Orders) -> None:
@@ -108,6 +127,7 @@ def test_a_redelivered_or_late_verdict_changes_nothing(orders: Orders) -> None:
     orders.deliver(rejected("o-1"))
 
     assert orders.status("o-1") == (store.RESERVED, None)
+    assert len(orders.published) == 1  # one move, one outcome
 
 
 def test_a_verdict_for_an_unknown_order_is_not_an_error(orders: Orders) -> None:

@@ -84,7 +84,7 @@ def test_new_event_and_consumers_validate_and_pass_their_tests_at_once(shop: Pat
     ]
     validate = tidings(shop, "topology", "validate")
     assert validate.returncode == 0, validate.stderr
-    assert "5 events" in validate.stdout and "6 consumers" in validate.stdout
+    assert "11 events" in validate.stdout and "7 consumers" in validate.stdout  # 10 + 1, 5 + 2
     tests = sorted(str(p) for p in (shop / "tests" / "unit").glob("test_*_consumer.py"))
     assert [Path(t).name for t in tests] == ["test_loyalty_consumer.py",
                                             "test_points_ledger_consumer.py"]

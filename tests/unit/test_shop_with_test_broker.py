@@ -18,7 +18,17 @@ import pytest
 from consumers.analytics.report import analytics_report
 from consumers.email.smtp_sink import SmtpSink
 from producers.order_service import store
-from schemas import InventoryRejected, InventoryReserved, LineItem, OrderCancelled, OrderCreated
+from schemas import (
+    InventoryRejected,
+    InventoryReserved,
+    LineItem,
+    OrderCancelled,
+    OrderCreated,
+    StockReported,
+    StockRequested,
+)
+from tidings import headers as h
+from tidings.producer.prepare import EventPreparer
 from tidings.testing import TestBroker
 
 WHEN = datetime(2026, 3, 14, 15, 9, 26, tzinfo=UTC)
@@ -160,3 +170,24 @@ def test_a_mail_is_sent_once_when_a_neighbour_in_its_batch_bounces(
     assert sorted(run.counts.items()) == [("dead-lettered", 1), ("processed", 1)]
     # Mail is an effect outside the database: a rolled-back batch must not send it again.
     assert [m.recipients for m in smtp.messages()] == [("ada@example.com",)]
+
+
+@pytest.mark.usefixtures("stocked")
+def test_inventory_answers_a_stock_request_to_the_requesting_partition(
+    tidings_test_broker: TestBroker
+) -> None:
+    broker = tidings_test_broker
+    # What Publisher.request sends: the request, with where to answer and a correlation id.
+    request = EventPreparer(broker.topology, "order-service").prepare(
+        StockRequested(sku="MUG"), occurred_at=broker.now())
+    headers = {name: value.decode() for name, value in request.headers}
+    headers |= {h.REPLY_TO: "order-service.replies:2", h.CORRELATION_ID: "instance-1.r-1"}
+    broker.publish_raw(request.topic, request.value, key=request.key, headers=headers)
+
+    run = broker.run("inventory")
+
+    assert run.counts == {"processed": 1}
+    (reply,) = run.follow_ups  # ctx.reply, through the outbox
+    assert (reply.topic, reply.partition) == ("order-service.replies", 2)
+    assert reply.headers[h.CORRELATION_ID] == "instance-1.r-1"
+    assert isinstance(reply.event, StockReported) and reply.event.on_hand == 3

@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         publish_cmd,
         replay_cmd,
         run_cmd,
+        schedule_cmd,
         schemas_cmd,
         topology_cmd,
     )
@@ -39,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (dev, topology_cmd, schemas_cmd, publish_cmd, run_cmd, replay_cmd, dlq_cmd,
-                   docs_cmd, new_cmd, console_cmd, demo, deploy_cmd):
+    for module in (dev, topology_cmd, schemas_cmd, publish_cmd, run_cmd, schedule_cmd,
+                   replay_cmd, dlq_cmd, docs_cmd, new_cmd, console_cmd, demo, deploy_cmd):
         module.register(sub)
     return parser
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,12 @@ from pydantic import ValidationError
 
 from tidings.cli._environment_arg import add_env_argument
 from tidings.db import open_database
+from tidings.durations import parse_duration
 from tidings.errors import ConfigError, TidingsError
 from tidings.imports import import_reference
 from tidings.producer.outbox import OutboxRelay, ensure_outbox_table, read_status
 from tidings.producer.reliable import ReliableProducer
+from tidings.producer.scheduled import ScheduledDelivery
 from tidings.settings import Settings, kafka_client_config
 from tidings.topology import Topology, load_topology
 
@@ -28,6 +31,11 @@ def register(sub: Any) -> None:
     publish.add_argument("--service", help="producer service to publish as (default: the one "
                          "declared to publish EVENT)")
     publish.add_argument("--event-id", help="idempotency key (default: a new UUID)")
+    publish.add_argument("--delay", type=parse_duration, default=None, metavar="DURATION",
+                         help="have the scheduler deliver it later, e.g. 10m or 1d")
+    publish.add_argument("--schedule-id", default=None,
+                         help="name the scheduled event for `tidings schedule cancel` "
+                              "(default: its event id)")
     publish.add_argument("--timeout", type=float, default=15.0,
                          help="seconds to wait for the broker (default 15)")
     publish.add_argument("-f", "--file", type=Path, default=None, help="the topology file")
@@ -80,6 +88,14 @@ def cmd_publish(args: argparse.Namespace) -> int:
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise TidingsError(f"{args.event}: {where}: {first['msg']}{more}") from None
     with Publisher(topology, service, delivery_timeout=args.timeout) as publisher:
+        if args.delay is not None or args.schedule_id is not None:
+            scheduled = publisher.publish(
+                event, event_id=args.event_id, schedule_id=args.schedule_id,
+                delay=timedelta(milliseconds=args.delay.millis if args.delay else 0))
+            assert isinstance(scheduled, ScheduledDelivery)
+            print(f"scheduled for {scheduled.deliver_at.isoformat()} as {scheduled.schedule_id} "
+                  f"(event-id {scheduled.event_id})")
+            return 0
         delivery = publisher.publish(event, event_id=args.event_id)
     print(f"{delivery.topic}/{delivery.partition}/{delivery.offset} event-id {delivery.event_id}")
     return 0

@@ -15,12 +15,13 @@ from tidings.consumer.group import resolve_group
 from tidings.consumer.runtime import ConsumerRuntime, RuntimeOptions
 from tidings.db import open_database
 from tidings.settings import Settings, kafka_client_config
-from tidings.topology import load_topology
+from tidings.topology import Topology, load_topology
 
 
 def register(sub: Any) -> None:
-    run = sub.add_parser("run", help="run a consumer-group service from topology.yaml")
-    run.add_argument("service", help="the consumer group, e.g. inventory")
+    run = sub.add_parser("run", help="run a consumer-group service (or the scheduler) from "
+                                     "topology.yaml")
+    run.add_argument("service", help="the consumer group, e.g. inventory; or `scheduler`")
     run.add_argument("-f", "--file", type=Path, default=None, help="the topology file")
     add_env_argument(run)
     run.add_argument("--database", default=None,
@@ -48,6 +49,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                         format=f"%(asctime)s {args.service} %(levelname)s %(message)s")
     topology = load_topology(Path(args.file) if args.file else Settings().topology,
                              env=args.env)
+    if args.service == "scheduler":
+        return run_scheduler(topology, args)
     url = args.database or os.environ.get("TIDINGS_DATABASE_URL") \
         or f"sqlite:///.tidings/{args.service}.db"
     # Before the group is resolved: its publisher and workers read the flag once.
@@ -72,4 +75,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     runtime.run()
     counts = ", ".join(f"{n} {o.value}" for o, n in runtime.counts.items() if n)
     logging.getLogger("tidings.consumer").info("done: %s", counts or "no events")
+    return 0
+
+
+def run_scheduler(topology: Topology, args: argparse.Namespace) -> int:
+    """``tidings run scheduler``: deliver scheduled events and emit recurring ticks."""
+    from tidings.scheduling.dispatcher import Scheduler, SchedulerOptions
+
+    port = args.metrics_port
+    if port is None and os.environ.get("TIDINGS_METRICS_PORT"):
+        port = int(os.environ["TIDINGS_METRICS_PORT"])
+    scheduler = Scheduler(
+        topology,
+        kafka_client_config(None, topology.cluster.properties,
+                            topology.cluster.bootstrap_servers, near=topology.root),
+        SchedulerOptions(instance_id=args.instance_id or os.environ.get("TIDINGS_INSTANCE_ID")
+                         or None, metrics_port=port,
+                         session_timeout_ms=int(args.session_timeout * 1000)))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: scheduler.stop())
+    scheduler.run()
+    metrics = scheduler.metrics
+    logging.getLogger("tidings.scheduler").info(
+        "done: %d dispatched, %d tick(s)", metrics.total("tidings_scheduler_dispatched_total"),
+        metrics.total("tidings_scheduler_ticks_total"))
     return 0

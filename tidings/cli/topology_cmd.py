@@ -302,7 +302,8 @@ def render_plan(the_plan: Plan, view: sync.ClusterView) -> str:
 
 def _census(topology: Topology) -> str:
     derived = len(topology.desired_topics()) - len(topology.topics)
-    return (f"{len(topology.topics)} topics (+{derived} retry/DLQ/replay), "
+    scheduling = (f", {len(topology.schedules)} schedules" if topology.schedules else "")
+    return (f"{len(topology.topics)} topics (+{derived} retry/DLQ/replay/scheduling/replies), "
             f"{len(topology.events)} events, {len(topology.producers)} producers, "
-            f"{len(topology.consumers)} consumers")
+            f"{len(topology.consumers)} consumers{scheduling}")
 

@@ -17,9 +17,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from tidings.db import Database
+from tidings.headers import CORRELATION_ID, REPLY_TO
 
 if TYPE_CHECKING:
     from tidings.codec.events import Event
@@ -27,6 +29,18 @@ if TYPE_CHECKING:
 
 class NonRetryableError(Exception):
     """Raise (or subclass) for failures a retry cannot fix: the event goes to the DLQ at once."""
+
+
+class NotARequest(NonRetryableError):
+    """``ctx.reply`` for an event that was not sent as a request: a retry cannot fix it."""
+
+
+def _require_request(meta: EventMeta) -> Mapping[str, str]:
+    if not meta.headers.get(CORRELATION_ID) or not meta.headers.get(REPLY_TO):
+        raise NotARequest(f"event {meta.event_id} ({meta.event_type}) was not sent as a "
+                          f"request (it has no {CORRELATION_ID} and {REPLY_TO} headers), "
+                          "so it cannot be replied to; use ctx.publish")
+    return meta.headers
 
 
 @dataclass(slots=True)
@@ -64,7 +78,8 @@ class HandlerContext:
     meta: EventMeta
     db: Any
     database: Database
-    stage: Callable[[Event], str] = field(repr=False)
+    #: Stages an event in the group's outbox: ``stage(event, **options)`` (see publish).
+    stage: Callable[..., str] = field(repr=False)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("tidings.handler"))
 
     @property
@@ -87,12 +102,28 @@ class HandlerContext:
         """``statement`` with ``?`` placeholders in the group database's style."""
         return self.database.sql(statement)
 
-    def publish(self, event: Event) -> str:
+    def publish(self, event: Event, *, delay: timedelta | None = None,
+                deliver_at: datetime | None = None, schedule_id: str | None = None) -> str:
         """Stage a follow-up event in this transaction; it is sent after commit.
 
         Returns its event id. The group must be declared as a producer of the event.
+        ``delay=`` or ``deliver_at=`` have the scheduler deliver it later ("remind in
+        24 h"); ``schedule_id=`` names it for :meth:`cancel` (default: its event id).
         """
-        return self.stage(event)
+        if delay is None and deliver_at is None and schedule_id is None:
+            return self.stage(event)
+        return self.stage(event, delay=delay, deliver_at=deliver_at, schedule_id=schedule_id)
+
+    def cancel(self, schedule_id: str) -> None:
+        """Cancel what is scheduled under ``schedule_id``, once this transaction commits."""
+        self.stage(None, cancel=schedule_id)
+
+    def reply(self, event: Event) -> str:
+        """Answer the request being handled with ``event``, in this transaction: it goes
+        to the requesting instance (its ``reply-to``) with the request's
+        ``correlation-id``. Raises :class:`NotARequest` (dead-lettered) when the event
+        was not sent as a request."""
+        return self.stage(event, reply_to=_require_request(self.meta))
 
 
 @dataclass(slots=True)
@@ -103,11 +134,19 @@ class BatchContext:
     db: Any
     database: Database
     items: Sequence[Delivered]
-    stage: Callable[[Event], str] = field(repr=False)
+    stage: Callable[..., str] = field(repr=False)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("tidings.handler"))
 
     def sql(self, statement: str) -> str:
         return self.database.sql(statement)
 
-    def publish(self, event: Event) -> str:
-        return self.stage(event)
+    def publish(self, event: Event, *, delay: timedelta | None = None,
+                deliver_at: datetime | None = None, schedule_id: str | None = None) -> str:
+        """As :meth:`HandlerContext.publish`."""
+        if delay is None and deliver_at is None and schedule_id is None:
+            return self.stage(event)
+        return self.stage(event, delay=delay, deliver_at=deliver_at, schedule_id=schedule_id)
+
+    def reply(self, to: Delivered, event: Event) -> str:
+        """Answer the request ``to`` (one of :attr:`items`) with ``event``."""
+        return self.stage(event, reply_to=_require_request(to.meta))

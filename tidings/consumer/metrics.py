@@ -8,7 +8,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -193,7 +193,16 @@ class HealthState:
         return found
 
 
-def serve_metrics(metrics: ConsumerMetrics, health: HealthState, port: int,
+class Renders(Protocol):
+    """Metrics a service serves (consumer or scheduler): their text, and the health
+    gauges they export."""
+
+    def render(self) -> bytes: ...
+
+    def watch(self, health: HealthState) -> None: ...
+
+
+def serve_metrics(metrics: Renders, health: HealthState, port: int,
                   host: str = "0.0.0.0") -> ThreadingHTTPServer:
     """Serve ``/metrics`` and ``/healthz`` on ``port`` (0 picks a free one) in a thread."""
     metrics.watch(health)

@@ -49,7 +49,7 @@ from tidings.consumer.idempotency import LIVE, ClaimKey, IdempotencyStore
 from tidings.consumer.metrics import CONSUMED, DUPLICATES, IGNORED, PROCESSED, ConsumerMetrics
 from tidings.consumer.retry import RouteKind, attempt_of, error_class, failure_headers
 from tidings.db import transaction
-from tidings.producer.outbox import Outbox
+from tidings.producer.outbox import Outbox, stage_with
 from tidings.producer.prepare import PublishRefused
 from tidings.producer.reliable import Delivery, ReliableProducer
 
@@ -420,12 +420,14 @@ class EventProcessor:
 
     # -- follow-up events ----------------------------------------------------------------
 
-    def _stage(self, event: Any) -> str:
+    def _stage(self, event: Any, **options: Any) -> str:
         if self.outbox is None:
             raise PublishRefused(
                 f"group {self._group!r} publishes follow-up events but is not declared "
                 f"under producers in {self.setup.topology.path.name}"
             )
+        if options:  # delay=, deliver_at=, schedule_id=, reply_to=, cancel= (see context)
+            return stage_with(self.outbox, self.connection, event, options)
         return self.outbox.stage(self.connection, event)
 
     # -- failures ----------------------------------------------------------------------

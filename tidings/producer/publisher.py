@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from tidings import tracing
 from tidings.errors import TidingsError
+from tidings.producer import scheduled as scheduling
+from tidings.producer.conversations import Conversations
 from tidings.producer.metrics import ProducerMetrics
 from tidings.producer.prepare import EventCodec, EventPreparer, PreparedEvent, PublishRefused
 from tidings.producer.reliable import Delivery, DeliveryFailed, ReliableProducer
@@ -56,7 +58,7 @@ class PublishFailed(TidingsError):
 __all__ = ["Delivery", "DeliveryFailed", "PublishFailed", "PublishRefused", "Publisher"]
 
 
-class Publisher:
+class Publisher(Conversations):
     """Publishes the events a producer service is declared to publish.
 
     ``publish`` returns only once the broker has the event (idempotent producer,
@@ -84,6 +86,7 @@ class Publisher:
                                      topology.cluster.bootstrap_servers,
                                      near=topology.root)
         config.update(producer_config or {})
+        self.kafka_config = config
         self._producer = ReliableProducer(config, delivery_timeout=delivery_timeout)
         self.delivery_timeout = delivery_timeout
 
@@ -108,7 +111,13 @@ class Publisher:
         return future
 
     def publish(self, event: Event, **kwargs: Any) -> Delivery:
-        """Publish one event; returns where the broker stored it, or raises."""
+        """Publish one event; returns where the broker stored it, or raises.
+
+        ``delay=timedelta(...)`` or ``deliver_at=datetime`` (and ``schedule_id=``) send
+        it to the scheduler instead, which delivers it when due (a ScheduledDelivery).
+        """
+        if kwargs and scheduling.OPTIONS.intersection(kwargs):
+            return scheduling.publish_later(self, event, **kwargs)
         future = self.send_prepared(self.prepare(event, **kwargs))
         try:
             return future.result(timeout=self.delivery_timeout + 5)
@@ -161,6 +170,8 @@ class Publisher:
 
     async def publish_async(self, event: Event, **kwargs: Any) -> Delivery:
         """Like :meth:`publish`, awaiting the delivery without blocking the event loop."""
+        if kwargs and scheduling.OPTIONS.intersection(kwargs):
+            return await asyncio.to_thread(scheduling.publish_later, self, event, **kwargs)
         future = self.send_prepared(self.prepare(event, **kwargs))
         return await asyncio.wait_for(asyncio.wrap_future(future),
                                       timeout=self.delivery_timeout + 5)
@@ -174,6 +185,7 @@ class Publisher:
             raise DeliveryFailed(f"{remaining} event(s) still undelivered after flush")
 
     def close(self) -> None:
+        self.close_requests()
         remaining = self._producer.close()
         if remaining:
             raise DeliveryFailed(f"{remaining} event(s) undelivered when the publisher closed")
@@ -185,6 +197,7 @@ class Publisher:
         self, kind: type[BaseException] | None, error: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self.close_requests()
         remaining = self._producer.close()
         if remaining and kind is None:
             raise DeliveryFailed(f"{remaining} event(s) undelivered when the publisher closed")

@@ -287,13 +287,19 @@ class EventReader:
 
 def reported_topics(topology: Topology, setup: GroupSetup) -> list[str]:
     """The topics a run's report reads: the group's retry tiers and DLQs, and the topics
-    of the events it publishes."""
+    of the events it publishes (replies and events scheduled for later included)."""
     topics = [t for t in setup.topics if setup.is_retry_topic(t)]
     if setup.spec.dlq:
         topics += [f"{t}.{setup.group}.dlq" for t in topology.topics_of_consumer(setup.group)]
     producer = topology.producers.get(setup.group)
     if producer is not None:
         topics += [topology.events[e].topic for e in producer.publishes]
+        # Answers (ctx.reply) go to the requester's reply topic, and events published
+        # for later (ctx.publish(..., delay=)) to the scheduler's intake.
+        topics += topology.reply_topics().values()
+        scheduling = topology.scheduling_topics
+        if scheduling is not None:
+            topics.append(scheduling.intake)
     return list(dict.fromkeys(topics))
 
 

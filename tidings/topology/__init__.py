@@ -6,6 +6,7 @@ from tidings.topology.topology import (
     Topology,
     dlq_topic_name,
     replay_topic_name,
+    replies_topic_name,
     retry_topic_name,
 )
 
@@ -16,5 +17,6 @@ __all__ = [
     "dlq_topic_name",
     "load_topology",
     "replay_topic_name",
+    "replies_topic_name",
     "retry_topic_name",
 ]

@@ -15,6 +15,13 @@ pure function of the declaration (no broker, no I/O), so both always agree.
 - Whoever writes uses the idempotent producer (``enable.idempotence``): IDEMPOTENT_WRITE
   on the cluster. Kafka 3.0+ accepts WRITE on any topic instead (KIP-679); older
   brokers demand it, and it grants nothing beyond idempotent produce.
+- Scheduling (``scheduling:``/``schedules:``): every producer may WRITE to the intake
+  and cancellations topics (a delayed publish, a cancel). The scheduler is a principal
+  of its own (``User:scheduler``): it reads and writes its topics, writes every
+  declared topic (it delivers there), and uses transactions under its prefix.
+- Request-reply: a service with ``replies:`` READs its reply topic (assign-only, under a
+  group prefix of that name); a group that publishes and consumes events such a service
+  publishes may WRITE that reply topic (it may answer requests).
 - The operator principal (``cluster.operator_principal``) runs replay, DLQ redrive and
   purge: it reads the groups' source topics and dead letters, writes their replay
   topics, deletes dead letters (purge), moves a stopped group's offsets (rewind and
@@ -198,10 +205,64 @@ def derive_acls(topology: Topology) -> AclSet:
         grant(principal, ResourceType.CLUSTER, CLUSTER_RESOURCE, (Operation.IDEMPOTENT_WRITE,),
               f"{group} routes failures with the idempotent producer")
 
+    _grant_scheduling(topology, grant)
+    _grant_replies(topology, grant)
     operator = operator_principal(topology)
     _grant_operator(topology, operator, grant)
     principals = {service: principal_of(topology, service) for service in services(topology)}
+    if topology.scheduling_topics is not None:
+        principals.setdefault(SCHEDULER, principal_of(topology, SCHEDULER))
     return AclSet(tuple(sorted(grant.found.values())), principals, operator)
+
+
+#: The scheduler's service name (``tidings run scheduler``), and so its default principal.
+SCHEDULER = "scheduler"
+
+
+def _grant_scheduling(topology: Topology, grant: _Grants) -> None:
+    names = topology.scheduling_topics
+    if names is None:
+        return
+    for service in topology.producers:
+        principal = principal_of(topology, service)
+        for topic in (names.intake, names.cancelled):
+            grant(principal, ResourceType.TOPIC, topic, (Operation.WRITE, Operation.DESCRIBE),
+                  f"{service} may publish later and cancel (scheduling)")
+    scheduler = principal_of(topology, SCHEDULER)
+    for topic in (*names.waiting, names.state, names.cancelled):
+        grant(scheduler, ResourceType.TOPIC, topic, (Operation.READ,),
+              "the scheduler reads what waits, the cancellations and the ticks' state")
+    for topic in (*(t for _, t in names.tiers), names.state):
+        grant(scheduler, ResourceType.TOPIC, topic, (Operation.WRITE,),
+              "the scheduler moves waiting events between tiers and records ticks")
+    for topic in topology.topics:
+        grant(scheduler, ResourceType.TOPIC, topic, (Operation.WRITE,),
+              "the scheduler delivers due events and ticks to their topics")
+    grant(scheduler, ResourceType.GROUP, f"{names.base}.", (Operation.READ,),
+          "the scheduler's group and its assign-only readers", PatternType.PREFIXED)
+    grant(scheduler, ResourceType.TRANSACTIONAL_ID, f"{names.group}.",
+          (Operation.WRITE, Operation.DESCRIBE),
+          "the scheduler consumes, produces and commits in one transaction",
+          PatternType.PREFIXED)
+    grant(scheduler, ResourceType.CLUSTER, CLUSTER_RESOURCE, (Operation.IDEMPOTENT_WRITE,),
+          "the scheduler's transactional producer is idempotent")
+
+
+def _grant_replies(topology: Topology, grant: _Grants) -> None:
+    for service, topic in topology.reply_topics().items():
+        principal = principal_of(topology, service)
+        grant(principal, ResourceType.TOPIC, topic, (Operation.READ,),
+              f"{service} reads the replies to its requests")
+        grant(principal, ResourceType.GROUP, f"{topic}.", (Operation.READ,),
+              f"{service} reads its replies through assign-only consumers",
+              PatternType.PREFIXED)
+        requests = set(topology.producers[service].publishes)
+        for group, consumer in topology.consumers.items():
+            # Only a group that publishes can reply (a reply goes through its outbox).
+            if group in topology.producers and requests & set(consumer.subscribes):
+                grant(principal_of(topology, group), ResourceType.TOPIC, topic,
+                      (Operation.WRITE, Operation.DESCRIBE),
+                      f"{group} answers requests of {service}")
 
 
 def _grant_operator(topology: Topology, operator: str, grant: _Grants) -> None:

@@ -7,14 +7,17 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from tidings.codec import compat
 from tidings.codec.catalogue import load_raw, load_version, version_of
 from tidings.codec.events import Event, model_problems
 from tidings.imports import on_sys_path, resolve_reference
 from tidings.settings import is_reference, reference_problem
+from tidings.timing.placeholders import tick_data
 from tidings.topology import kafka_configs
 from tidings.topology.deploy_checks import check_deploy
-from tidings.topology.model import EVENT_NAME, SERVICE_NAME, TOPIC_NAME
+from tidings.topology.model import EVENT_NAME, SERVICE_NAME, TOPIC_NAME, ScheduleSpec
 from tidings.topology.source import Path_, Problem
 from tidings.topology.topology import Topology
 
@@ -43,6 +46,7 @@ def check_topology(
     _check_cluster(topology, report)
     _check_events(topology, broken, report)
     _check_references(topology, broken, report)
+    _check_schedules(topology, broken, report, check_imports=check_imports)
     check_deploy(topology, report)
     if check_imports:
         _check_handlers(topology, report)
@@ -88,6 +92,8 @@ def _config_sources(topology: Topology) -> Iterator[tuple[Path_, Mapping[str, ob
         yield ("topics", topic, "config"), spec.config
     for group, consumer in topology.consumers.items():
         yield ("consumers", group, "dlq_config"), consumer.dlq_config
+    if topology.scheduling is not None:
+        yield ("scheduling", "config"), topology.scheduling.config
 
 
 def _check_configs(topology: Topology, report: Report) -> None:
@@ -224,6 +230,68 @@ def _check_references(
                        f"retry tier {delay.label} of {name!r} is listed twice "
                        f"(tiers {labels[delay.label] + 1} and {index + 1})")
             labels.setdefault(delay.label, index)
+
+
+#: ``tidings run scheduler`` runs the scheduler; a consumer group of that name could not run.
+RESERVED_GROUPS = frozenset({"scheduler"})
+
+
+def _check_schedules(topology: Topology, broken: Mapping[str, set[str]], report: Report,
+                     *, check_imports: bool) -> None:
+    for group in topology.consumers:
+        if group in RESERVED_GROUPS:
+            report(("consumers", group), f"consumer name {group!r} is reserved for "
+                   "`tidings run scheduler`; choose another name")
+    known = set(topology.events) | broken.get("events", set())
+    for name, spec in topology.schedules.items():
+        where = ("schedules", name, "event")
+        if spec.event not in known:
+            report(where, f"schedule {name!r} emits unknown event {spec.event!r}"
+                   f"{_did_you_mean(spec.event, known)}")
+            continue
+        if spec.event not in topology.events:
+            continue  # the event's own entry is broken, and reported there
+        if topology.producer_of(spec.event) is None:
+            report(where, f"schedule {name!r} emits {spec.event!r}, which no producer "
+                   "declares; add it under producers.<service>.publishes (ticks are "
+                   "published in that service's name)")
+        _check_schedule_data(topology, name, spec, report, check_imports=check_imports)
+
+
+def _check_schedule_data(topology: Topology, name: str, spec: ScheduleSpec, report: Report,
+                         *, check_imports: bool) -> None:
+    where = ("schedules", name, "data")
+    event = topology.events[spec.event]
+    data = tick_data(spec.data, 0, spec.timezone)
+    if check_imports and event.model:
+        with on_sys_path(topology.root):
+            model, problem = resolve_reference(event.model, "model")
+        if problem is not None or not isinstance(model, type) or not issubclass(model, Event):
+            return  # reported under events
+        try:
+            model.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            at = ".".join(str(part) for part in first["loc"]) or "data"
+            report(where, f"schedule {name!r}: data does not make a valid {spec.event}: "
+                   f"{at}: {first['msg']}")
+        return
+    path = topology.root / event.schema_path
+    if not path.is_file():
+        return
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        fields = {str(f["name"]): "default" in f for f in raw.get("fields", [])}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return  # reported under events
+    for key in spec.data:
+        if key not in fields:
+            report(where, f"schedule {name!r}: {key!r} is not a field of {spec.event}"
+                   f"{_did_you_mean(key, fields)}")
+    for field_name, has_default in fields.items():
+        if field_name not in spec.data and not has_default:
+            report(where, f"schedule {name!r}: data needs {field_name!r} (a field of "
+                   f"{spec.event} without a default)")
 
 
 def _check_handlers(topology: Topology, report: Report) -> None:

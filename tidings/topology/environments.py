@@ -42,6 +42,7 @@ FIXED_SECTIONS: dict[str, str] = {
 FIXED_FIELDS: dict[str, frozenset[str]] = {
     "consumers": frozenset({"subscribes", "handler"}),
     "producers": frozenset({"publishes"}),
+    "schedules": frozenset({"event"}),
 }
 #: For a keyed section, the sections whose entry names an override may use. By default
 #: only the section's own entries (overriding a topic the file does not declare is a

@@ -93,6 +93,8 @@ def load_topology(
         lines=resolved.lines,
         env=resolution.env,
         environments=resolution.declared,
+        scheduling=parsed.get("scheduling"),
+        schedules=parsed.get("schedules", {}),
         deploy=parsed.get("deploy"),
     )
     broken = {section: parsed.get(f"{section}!broken", set()) for section in SECTION_ENTRY_MODELS}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -113,8 +113,92 @@ class EventSpec(_Strict):
         return value
 
 
+def _replies_flag(value: object) -> object:
+    """``replies: true`` is ``replies: {}``; ``false`` is none."""
+    if value is True:
+        return {}
+    if value is False:
+        return None
+    return value
+
+
+class RepliesSpec(_Strict):
+    """The service's reply topic, ``<service>.replies`` (request-reply)."""
+
+    partitions: int | None = Field(None, ge=1)
+    #: Replies are useless once their request timed out; keep them briefly.
+    retention: DurationField = Duration(3_600_000)
+
+
 class ProducerSpec(_Strict):
     publishes: list[str] = Field(min_length=1)
+    #: Set when the service sends requests and waits for replies (``Publisher.request``).
+    replies: Annotated[RepliesSpec | None, BeforeValidator(_replies_flag)] = None
+
+
+class SchedulingSpec(_Strict):
+    """Delayed and scheduled events: the scheduler's topics (see tidings.scheduling)."""
+
+    #: The base name of the scheduling topics (default ``<topology name>.schedule``).
+    topic: str | None = None
+    partitions: int | None = Field(None, ge=1)
+    #: The longest delay a publisher may ask for.
+    max_delay: DurationField = Duration(30 * 86_400_000)
+    #: Topic configs for the waiting topics, over the scheduler's own defaults.
+    config: dict[str, ConfigValue] = Field(default_factory=dict)
+
+    @field_validator("topic")
+    @classmethod
+    def _topic_shape(cls, value: str | None) -> str | None:
+        if value is not None and not TOPIC_NAME.match(value):
+            raise ValueError(f"topic {value!r} is not a valid Kafka topic name")
+        return value
+
+
+class ScheduleSpec(_Strict):
+    """A recurring schedule: one event per tick (see tidings.timing.recurrence)."""
+
+    cron: str | None = None
+    every: DurationField | None = None
+    timezone: str = "UTC"
+    event: str
+    #: The event's fields; the text ``{tick}`` becomes the tick's time, ``{tick_date}``
+    #: its date in the schedule's time zone.
+    data: dict[str, Any] = Field(default_factory=dict)
+    catch_up: Literal["all", "latest", "none"] = "latest"
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            from tidings.timing.cron import CronExpression
+
+            CronExpression.parse(value)
+        return value
+
+    @field_validator("every")
+    @classmethod
+    def _every_whole_seconds(cls, value: Duration | None) -> Duration | None:
+        if value is not None and (value.millis < 1000 or value.millis % 1000):
+            raise ValueError(f"{value.label} must be whole seconds, at least 1s")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from tidings.timing.zones import zone_problem
+
+        problem = zone_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _cron_or_every(self) -> ScheduleSpec:
+        if (self.cron is None) == (self.every is None):
+            raise ValueError("a schedule needs exactly one of cron: (e.g. \"0 2 * * *\") "
+                             "or every: (e.g. 10m)")
+        return self
 
 
 class BatchSpec(_Strict):
@@ -198,10 +282,12 @@ SECTION_ENTRY_MODELS: dict[str, type[_Strict]] = {
     "events": EventSpec,
     "producers": ProducerSpec,
     "consumers": ConsumerSpec,
+    "schedules": ScheduleSpec,
 }
 SINGLE_SECTION_MODELS: dict[str, type[BaseModel]] = {
     "cluster": ClusterSpec,
     "defaults": DefaultsSpec,
+    "scheduling": SchedulingSpec,
     "deploy": DeploySpec,
 }
 TOP_LEVEL_KEYS = ("name", *SINGLE_SECTION_MODELS, *SECTION_ENTRY_MODELS)

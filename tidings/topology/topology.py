@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from tidings.codec.catalogue import DeclaredEvent
 from tidings.durations import Duration
 from tidings.topology import kafka_configs
+from tidings.topology import scheduling as scheduling_names
 from tidings.topology.deploy_model import DeploySpec
 from tidings.topology.model import (
     ClusterSpec,
@@ -17,6 +18,8 @@ from tidings.topology.model import (
     DefaultsSpec,
     EventSpec,
     ProducerSpec,
+    ScheduleSpec,
+    SchedulingSpec,
     TopicSpec,
 )
 from tidings.topology.source import Path_, nearest_line
@@ -37,6 +40,11 @@ def replay_topic_name(topic: str, group: str) -> str:
     return f"{topic}.{group}.replay"
 
 
+def replies_topic_name(service: str) -> str:
+    """The reply topic of a service that sends requests (``replies:`` under producers)."""
+    return f"{service}.replies"
+
+
 @dataclass(frozen=True)
 class DesiredTopic:
     """A topic the topology wants on the cluster, with where it comes from."""
@@ -49,11 +57,13 @@ class DesiredTopic:
     source_path: Path_ = ()
     #: The declared topic a retry/DLQ/replay topic copies its layout from.
     parent: str | None = None
+    #: Where the layout of a topic with no parent is declared (scheduling, replies).
+    layout_at: Path_ | None = None
 
     @property
     def layout_path(self) -> Path_:
         """Where the partition count and replication factor of this topic are declared."""
-        return ("topics", self.parent or self.name)
+        return self.layout_at or ("topics", self.parent or self.name)
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,39 @@ class Topology:
     env: str = "local"
     #: Every environment the file declares, ``local`` first.
     environments: tuple[str, ...] = ("local",)
+    #: ``scheduling:`` as declared (None: not declared, defaults apply if needed).
+    scheduling: SchedulingSpec | None = None
+    schedules: Mapping[str, ScheduleSpec] = field(default_factory=dict)
+
+    @property
+    def scheduling_topics(self) -> scheduling_names.SchedulingTopics | None:
+        """The scheduler's topics, when the topology schedules anything (a
+        ``scheduling:`` section or ``schedules:``); else None."""
+        if self.scheduling is None and not self.schedules:
+            return None
+        declared = self.scheduling.topic if self.scheduling else None
+        return scheduling_names.SchedulingTopics(
+            scheduling_names.base_name(self.name, declared))
+
+    @property
+    def scheduling_spec(self) -> SchedulingSpec:
+        return self.scheduling or SchedulingSpec()
+
+    def scheduling_partitions(self) -> int:
+        return self.scheduling_spec.partitions or self.defaults.partitions
+
+    def producer_of(self, event: str) -> str | None:
+        """The first producer that declares ``event`` (recurring ticks are published in
+        its name)."""
+        for service, spec in self.producers.items():
+            if event in spec.publishes:
+                return service
+        return None
+
+    def reply_topics(self) -> dict[str, str]:
+        """Service -> its reply topic, for every producer that declares ``replies:``."""
+        return {service: replies_topic_name(service)
+                for service, spec in self.producers.items() if spec.replies is not None}
 
     @property
     def root(self) -> Path:
@@ -173,6 +216,54 @@ class Topology:
         for group, consumer in self.consumers.items():
             for topic in self.topics_of_consumer(group):
                 wanted.extend(self._derived_for(topic, group, consumer))
+        wanted.extend(self._scheduling_topics())
+        wanted.extend(self._reply_topics())
+        return wanted
+
+    def _base_config(self, own: Mapping[str, object]) -> dict[str, str]:
+        merged = {**self.defaults.config, **own}
+        return {key: kafka_configs.normalize(key, value) for key, value in merged.items()}
+
+    def _scheduling_topics(self) -> list[DesiredTopic]:
+        names = self.scheduling_topics
+        if names is None:
+            return []
+        spec = self.scheduling_spec
+        partitions = self.scheduling_partitions()
+        rf = self.defaults.replication_factor
+        where: Path_ = ("scheduling",) if self.scheduling is not None else ("schedules",)
+
+        def topic(name: str, origin: str, config: Mapping[str, object],
+                  count: int = partitions) -> DesiredTopic:
+            return DesiredTopic(name=name, partitions=count, replication_factor=rf,
+                                config=self._base_config(config), origin=origin,
+                                source_path=where, layout_at=where)
+
+        slack = scheduling_names.SLACK_MS
+        wanted = [topic(names.intake, "scheduled events",
+                        {"retention.ms": slack, **spec.config})]
+        wanted.extend(
+            topic(name, f"scheduler tier {delay.label}",
+                  {"retention.ms": delay.millis + slack, **spec.config})
+            for delay, name in names.tiers)
+        wanted.append(topic(names.cancelled, "schedule cancellations",
+                            {"cleanup.policy": "compact,delete",
+                             "retention.ms": spec.max_delay.millis + slack}))
+        wanted.append(topic(names.state, "recurring schedules' state",
+                            {"cleanup.policy": "compact"}, count=1))
+        return wanted
+
+    def _reply_topics(self) -> list[DesiredTopic]:
+        wanted = []
+        for service, name in self.reply_topics().items():
+            spec = self.producers[service].replies
+            assert spec is not None
+            where: Path_ = ("producers", service, "replies")
+            wanted.append(DesiredTopic(
+                name=name, partitions=spec.partitions or self.defaults.partitions,
+                replication_factor=self.defaults.replication_factor,
+                config=self._base_config({"retention.ms": spec.retention.millis}),
+                origin=f"replies to {service}", source_path=where, layout_at=where))
         return wanted
 
     def _derived_for(self, topic: str, group: str, consumer: ConsumerSpec) -> list[DesiredTopic]:
