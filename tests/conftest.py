@@ -10,6 +10,7 @@ from types import FrameType
 
 import pytest
 
+from tidings.testing import SecureKafka, secure_local_kafka
 from tidings.testing.postgres import postgres_available, postgres_server
 
 
@@ -34,6 +35,15 @@ def kafka_bootstrap(tidings_bootstrap: str) -> str:
     launcher on free ports. One broker per session, whichever name a test uses.
     """
     return tidings_bootstrap
+
+
+@pytest.fixture(scope="session")
+def secure_kafka() -> Iterator[SecureKafka]:
+    """A secure broker shared by the session (SASL_SSL, SCRAM-SHA-512, ACLs enforced,
+    an admin super-user), from the local launcher; stopped by pid at the session's end.
+    Tests create the users they need with ``secure_kafka.add_users(...)``."""
+    with secure_local_kafka(tls=True) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

@@ -19,3 +19,7 @@ class ConfigError(TidingsError):
 
 class BrokerUnavailable(TidingsError):
     """No Kafka cluster answered at the configured bootstrap servers."""
+
+
+class AuthenticationFailed(BrokerUnavailable):
+    """The cluster answered but refused the client's login (SASL credentials, TLS)."""

@@ -37,8 +37,10 @@ from ops.demo.timeline import Timeline
 from tidings.db import open_database
 from tidings.errors import TidingsError
 from tidings.kafka_local import LocalCluster
+from tidings.kafka_local.security import ClusterSecurity
 from tidings.settings import Settings
 from tidings.topology import Topology, load_topology, sync
+from tidings.topology.acls import services
 
 GROUPS = ("inventory", "email", "analytics", "order-status")
 
@@ -59,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--console-port", type=int, default=8080,
                         help="the console's port with --keep (8080)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--secure", action="store_true",
+                        help="on a secure local cluster (`tidings dev up --secure`): every "
+                             "service on its own SCRAM principal, ACLs from topology.yaml")
     args = parser.parse_args(argv)
     if args.orders < 20:
         parser.error("--orders must be at least 20")
@@ -101,6 +106,13 @@ class Demo:
         self.timeline = Timeline(self.work)
         self.stock_queries = 0
         self.tokens = ("", "")
+        #: With --secure: the cluster's credentials; the demo itself acts as the admin.
+        self.security: ClusterSecurity | None = None
+
+    def client(self, **config: Any) -> dict[str, Any]:
+        """librdkafka settings for the demo's own clients (the admin on a secure cluster)."""
+        auth = self.security.client_properties() if self.security is not None else {}
+        return {"bootstrap.servers": self.bootstrap, **auth, **config}
 
     # -- orchestration ---------------------------------------------------------------
 
@@ -160,7 +172,9 @@ class Demo:
     def prepare(self) -> Topology:
         shutil.rmtree(self.work, ignore_errors=True)
         self.work.mkdir(parents=True)
-        if Settings().bootstrap_servers:
+        if self.args.secure:
+            self.prepare_secure()
+        elif Settings().bootstrap_servers:
             self.bootstrap = str(Settings().bootstrap_servers)
             step(f"Using the Kafka cluster at {self.bootstrap}")
         else:
@@ -188,6 +202,26 @@ class Demo:
             self.skip_backlog(topology)
         return topology
 
+    def prepare_secure(self) -> None:
+        """Use (or start) the secure local cluster and give each service its SCRAM user."""
+        cluster = LocalCluster.from_state_dir()
+        if cluster is not None and cluster.secure and cluster.status().complete:
+            step("Using the secure local Kafka cluster that is already running")
+            self.bootstrap = cluster.up()
+        else:
+            step("Starting a secure local Kafka broker (SASL/SCRAM, ACLs enforced, fresh data)")
+            cluster = LocalCluster(secure=True)
+            self.bootstrap = cluster.up(fresh=True)
+            self.started_broker = True
+        self.cluster = cluster
+        names = services(load_topology(REPO / "topology.yaml", check_imports=False))
+        self.security = cluster.add_users(names)
+        # The demo applies the topology and injects duplicates as the admin; each service
+        # gets its own principal's variables instead (see service()).
+        os.environ.update(self.security.environment(self.bootstrap))
+        print(f"users: admin, {', '.join(names)} (passwords in "
+              f"{cluster.state_dir / 'credentials.json'})")
+
     def skip_backlog(self, topology: Topology) -> None:
         """On a reused cluster, start each demo group at the end of its topics, so that
         events of earlier runs do not blur this run's numbers."""
@@ -195,8 +229,8 @@ class Demo:
 
         from tidings.kafka_clients import admin_client
 
-        admin = admin_client({"bootstrap.servers": self.bootstrap})
-        probe = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "tidings-demo-probe"})
+        admin = admin_client(self.client())
+        probe = Consumer(self.client(**{"group.id": "tidings-demo-probe"}))
         try:
             for group in (*GROUPS, "webhooks"):
                 ends = []
@@ -214,9 +248,12 @@ class Demo:
             probe.close()
 
     def service(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
+        principal: dict[str, str] = {}
+        if self.security is not None and name in self.security.users:
+            principal = self.security.environment(self.bootstrap, self.security.user(name))
         process = ServiceProcess(name, args, self.work / "logs" / f"{name}.log",
                                  {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
-                                  "TIDINGS_LOG_LEVEL": "WARNING", **(env or {})})
+                                  "TIDINGS_LOG_LEVEL": "WARNING", **principal, **(env or {})})
         process.start()
         self.processes[name] = process
 
@@ -303,9 +340,9 @@ class Demo:
         wanted = {scenario.order_ids[i].encode() for i, o in enumerate(scenario.orders)
                   if o.kind == "normal" and scenario.order_ids[i] not in scenario.cancelled}
         wanted = set(sorted(wanted)[:scenario.duplicates])
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": "demo-reader",
-                             "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-        producer = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True})
+        consumer = Consumer(self.client(**{"group.id": "demo-reader", "enable.auto.commit": False,
+                                           "auto.offset.reset": "earliest"}))
+        producer = Producer(self.client(**{"enable.idempotence": True}))
         found, target = 0, len(wanted)
         try:
             consumer.subscribe([topic])
@@ -326,7 +363,7 @@ class Demo:
         print(f"  {found} order.created events delivered a second time (same event-id)")
 
     def inject_poison(self, scenario: Scenario, topic: str) -> None:
-        producer = Producer({"bootstrap.servers": self.bootstrap})
+        producer = Producer(self.client())
         for index in range(scenario.poison):
             producer.produce(topic, key=f"poison-{index}".encode(),
                              value=b"\x00this is not an event " + bytes([index]),

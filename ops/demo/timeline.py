@@ -19,6 +19,7 @@ from consumers.email.smtp_sink import messages
 from consumers.webhooks.receiver import WebhookReceiver
 from ops.demo.processes import free_port
 from tidings.errors import TidingsError
+from tidings.settings import kafka_properties_from_env
 
 REMINDERS = 5          # scheduled 5 s ahead; the last one is cancelled
 REMINDER_DELAY = 5.0
@@ -235,7 +236,9 @@ def _ticks_on(bootstrap: str, topic: str) -> list[int]:
                              check_imports=False)
 
     codec = SingleObjectCodec(SchemaCatalogue.from_events(topology.declared_events()))
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "demo-ticks",
+    # TIDINGS_KAFKA_*: the admin's credentials under `tidings demo --secure`.
+    consumer = Consumer({"bootstrap.servers": bootstrap, **kafka_properties_from_env(),
+                         "group.id": "demo-ticks",
                          "enable.auto.commit": False, "enable.partition.eof": True,
                          "isolation.level": "read_committed"})
     found: list[int] = []

@@ -10,6 +10,7 @@ import pytest
 
 from tidings.topology import TopologyInvalid, load_topology
 from tidings.topology.acls import (
+    AUDIT_TOPIC,
     CLUSTER_RESOURCE,
     REPLAY_STATE_TOPIC,
     Acl,
@@ -115,6 +116,8 @@ def test_the_operator_can_replay_redrive_and_purge_and_nothing_else(tmp_path: Pa
         ("TOPIC", "orders.inventory.dlq", "READ"), ("TOPIC", "orders.inventory.dlq", "DELETE"),
         ("TOPIC", REPLAY_STATE_TOPIC, "READ"), ("TOPIC", REPLAY_STATE_TOPIC, "WRITE"),
         ("TOPIC", REPLAY_STATE_TOPIC, "CREATE"),
+        ("TOPIC", AUDIT_TOPIC, "READ"), ("TOPIC", AUDIT_TOPIC, "WRITE"),
+        ("TOPIC", AUDIT_TOPIC, "CREATE"),
         ("GROUP", "tidings-replay-reader-", "READ"),
         ("CLUSTER", CLUSTER_RESOURCE, "IDEMPOTENT_WRITE"),
     }

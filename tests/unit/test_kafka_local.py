@@ -307,3 +307,56 @@ def test_successful_download_is_atomic_and_cached(
     assert artifacts.is_complete(libs)
     assert artifacts.ensure_kafka_libs("9.9.9") == libs
     assert calls.read_text().count("run") == 1
+
+
+def test_secure_node_properties(tmp_path: Path) -> None:
+    from tidings.kafka_local.security import ClusterSecurity
+
+    security = ClusterSecurity.generate(tmp_path, tls=True)
+    nodes = node_layouts(tmp_path, 3, 19092)
+    props = _props(render_server_properties(nodes[1], nodes, security))
+    assert props["listeners"] == "SASL_SSL://127.0.0.1:19094,CONTROLLER://127.0.0.1:19095"
+    assert props["advertised.listeners"] == "SASL_SSL://127.0.0.1:19094"
+    assert props["listener.security.protocol.map"] == \
+        "SASL_SSL:SASL_SSL,CONTROLLER:SASL_PLAINTEXT"
+    assert props["inter.broker.listener.name"] == "SASL_SSL"
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["sasl.mechanism.controller.protocol"] == "PLAIN"
+    assert props["authorizer.class.name"] == \
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert props["super.users"] == "User:admin;User:controller"
+    assert props["ssl.keystore.type"] == "PEM"
+    assert Path(props["ssl.keystore.location"]).stat().st_mode & 0o077 == 0
+    assert security.admin.password in props[
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"]
+    env = security.environment("127.0.0.1:19092")
+    assert env == {
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19092",
+        "TIDINGS_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "TIDINGS_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "TIDINGS_KAFKA_SASL_USERNAME": "admin",
+        "TIDINGS_KAFKA_SASL_PASSWORD": security.admin.password,
+        "TIDINGS_KAFKA_SSL_CA_LOCATION": str(tmp_path / "tls" / "ca.pem"),
+    }
+    # tidings.settings reads the variables back as the librdkafka properties they name.
+    from tidings.settings import kafka_properties_from_env
+
+    assert kafka_properties_from_env(env) == security.client_properties()
+
+
+def test_credentials_file_round_trips_and_is_private(tmp_path: Path) -> None:
+    from tidings.kafka_local.security import (
+        ClusterSecurity,
+        Credentials,
+        load_security,
+        save_security,
+    )
+
+    security = ClusterSecurity.generate(tmp_path, tls=False).with_users(
+        {"inventory": Credentials("inventory", "s3cret")})
+    path = save_security(tmp_path, security)
+    assert path.stat().st_mode & 0o077 == 0
+    assert load_security(tmp_path) == security
+    assert "s3cret" not in repr(security)  # passwords never end up in a repr or a log line
+    assert load_security(tmp_path / "elsewhere") is None

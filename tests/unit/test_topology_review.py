@@ -81,7 +81,7 @@ def test_every_resource_has_its_group_in_a_fixed_order(review: Review) -> None:
     text = review.markdown()
     headings = [line for line in text.splitlines() if line.startswith("#### ")]
     assert headings == ["#### Topics", "#### ACLs", "#### Schemas"]
-    assert "| ACL | change | grade | why |" in text
+    assert "| principal | change | grade | why |" in text
     assert "| `User:inventory` | allow READ on orders | 🟢 safe |  |" in text
 
 

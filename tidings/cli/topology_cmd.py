@@ -30,7 +30,7 @@ from tidings.topology.show import render_resolved
 from tidings.topology.source import Problem
 
 _MARK = {"create": "+", "add-partitions": "~", "set-config": "~", "unset-config": "~",
-         "delete": "-", "set-partitioner": "~"}
+         "delete": "-", "set-partitioner": "~", "add-acl": "+", "remove-acl": "-"}
 FORMATS = ("text", "markdown", "json")
 
 
@@ -196,6 +196,7 @@ def plan_review(the_plan: Plan, view: sync.ClusterView, warnings: Sequence[Probl
         warnings=[Located(w.message, f"{filename}:{w.line}" if w.line else filename)
                   for w in warnings],
         in_sync=the_plan.topics_in_sync,
+        acls_in_sync=the_plan.acls_in_sync,
     )
 
 
@@ -276,7 +277,7 @@ def render_plan(the_plan: Plan, view: sync.ClusterView) -> str:
              f"({brokers} broker{'s' if brokers != 1 else ''}):"]
     if the_plan.empty:
         lines.append(f"  No changes. The cluster matches the file "
-                     f"({the_plan.topics_in_sync} topics in sync).")
+                     f"({the_plan.in_sync_text()}).")
         return "\n".join(lines)
     explained: set[tuple[str, str]] = set()
     for change in the_plan.changes:
@@ -294,7 +295,8 @@ def render_plan(the_plan: Plan, view: sync.ClusterView) -> str:
     tail = f"{len(the_plan.changes)} change(s)" + (f": {summary}" if summary else "")
     if the_plan.refusals:
         tail += f"; {len(the_plan.refusals)} refused"
-    lines.append(f"{tail}; {the_plan.topics_in_sync} topic(s) already in sync.")
+    acls = f", {the_plan.acls_in_sync} ACL(s)" if the_plan.acls_in_sync is not None else ""
+    lines.append(f"{tail}; {the_plan.topics_in_sync} topic(s){acls} already in sync.")
     return "\n".join(lines)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from bisect import bisect_left
@@ -232,13 +233,35 @@ def serve_metrics(metrics: Renders, health: HealthState, port: int,
     return server
 
 
+#: How long one description of the group may wait for its coordinator. librdkafka
+#: aborts the whole process (``rd_kafka_enq_once_del_source_return: Assertion
+#: eonce->refcnt > 0``, librdkafka#4605, still open in 2.16) when a DescribeConsumerGroups
+#: times out while waiting for a coordinator broker that is down and the broker later
+#: changes state: found by tests/chaos, killing the coordinator with kill -9. So the
+#: request is given far longer than any failover takes, and at most one is outstanding.
+DESCRIBE_GROUP_TIMEOUT_S = 600.0
+
+
 def record_members(metrics: ConsumerMetrics, admin: Any, timeout: float = 5.0) -> None:
     """Set ``tidings_group_members`` from the broker's description of the group (an
-    AdminClient ``describe_consumer_groups``); leaves it as it was when the broker does
-    not answer, since lag and membership are informational."""
+    AdminClient ``describe_consumer_groups``), waiting ``timeout`` seconds for it; a
+    description still pending is not asked again, and sets the gauge when it comes.
+    The gauge stays as it was while the broker does not answer, since lag and
+    membership are informational."""
+    pending = getattr(metrics, "_describing", None)
+    if pending is not None and not pending.done():
+        return
     try:
-        future = admin.describe_consumer_groups([metrics.group], request_timeout=timeout)
-        description = future[metrics.group].result(timeout=timeout)
+        future = admin.describe_consumer_groups(
+            [metrics.group], request_timeout=DESCRIBE_GROUP_TIMEOUT_S)[metrics.group]
     except Exception:  # the broker being away must never stop consuming
         return
-    metrics.members.labels(metrics.group).set(len(description.members or []))
+    metrics._describing = future  # type: ignore[attr-defined]
+
+    def record(done: Any) -> None:
+        with contextlib.suppress(Exception):
+            metrics.members.labels(metrics.group).set(len(done.result().members or []))
+
+    future.add_done_callback(record)
+    with contextlib.suppress(Exception):
+        future.result(timeout=timeout)

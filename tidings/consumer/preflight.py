@@ -69,11 +69,15 @@ def check_cluster(setup: GroupSetup, kafka_config: Mapping[str, Any],
             different.append(f"{topic.name} has {len(found.partitions)} partition(s), "
                              f"{topic.partitions} declared{where}")
     problems: list[str] = []
+    username = kafka_config.get("sasl.username")
     if missing:
-        problems.append(f"missing on {bootstrap}: {', '.join(missing)}")
+        # On a secure cluster a topic the principal has no ACL on is simply not listed.
+        hidden = f" (or not visible to User:{username}: no ACL allows it)" if username else ""
+        problems.append(f"missing on {bootstrap}{hidden}: {', '.join(missing)}")
     problems.extend(different)
     if problems:
         raise PreflightFailed(
             f"group {setup.group} cannot start: {'; '.join(problems)}. Run "
             f"`tidings topology plan -f {topology.path.name}` to see the changes and "
-            "`tidings topology apply` to make them")
+            "`tidings topology apply` to make them" + (" (topics and ACLs, as an admin)"
+                                                       if username else ""))

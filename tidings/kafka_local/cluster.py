@@ -14,11 +14,12 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,20 @@ from tidings.kafka_local.processes import (
     read_pid,
     terminate,
     write_pid,
+)
+from tidings.kafka_local.security import (
+    ADMIN_PROPERTIES,
+    ADMIN_USER,
+    CONTROLLER_USER,
+    CREDENTIALS_FILE,
+    TLS_DIR,
+    ClusterSecurity,
+    Credentials,
+    ensure_users,
+    load_security,
+    new_password,
+    save_security,
+    write_tls_material,
 )
 from tidings.kafka_local.server_config import render_server_properties
 
@@ -120,7 +135,7 @@ def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> list[str]:
     return [line for line in text.splitlines() if line.strip()][-lines:]
 
 
-def _registered_brokers(bootstrap: str, timeout: float) -> int:
+def _registered_brokers(config: Mapping[str, Any], timeout: float) -> int:
     """How many brokers the cluster reports in its metadata (0 if it does not answer)."""
     from confluent_kafka import KafkaException
 
@@ -128,8 +143,7 @@ def _registered_brokers(bootstrap: str, timeout: float) -> int:
 
     # While brokers boot, librdkafka reports every refused connection; the shared
     # client logger keeps those expected failures out of the user's terminal.
-    admin = admin_client({"bootstrap.servers": bootstrap,
-                          "socket.connection.setup.timeout.ms": 2000})
+    admin = admin_client({**config, "socket.connection.setup.timeout.ms": 2000})
     try:
         metadata = admin.list_topics(timeout=timeout)
     except KafkaException:
@@ -143,11 +157,17 @@ class LocalCluster:
 
     ``brokers`` is 1 or 3; node ``i`` takes client port ``base_port + 2*(i-1)``
     and controller port one above it. Data persists across ``down``/``up``.
+    ``secure`` runs SASL/SCRAM listeners with ACLs enforced (``tls`` adds TLS); see
+    :mod:`tidings.kafka_local.security`. ``overrides`` are broker settings on top of
+    the launcher's own (a failover test's timeouts, say).
     """
 
     state_dir: Path = field(default_factory=default_state_dir)
     brokers: int = 1
     base_port: int = DEFAULT_BASE_PORT
+    secure: bool = False
+    tls: bool = False
+    overrides: Mapping[str, object] = field(default_factory=dict)
     _procs: dict[int, subprocess.Popen[bytes]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -156,6 +176,11 @@ class LocalCluster:
         # Absolute, because the config path inside each JVM's argv identifies it.
         self.state_dir = Path(self.state_dir).expanduser().resolve()
         self._nodes = node_layouts(self.state_dir, self.brokers, self.base_port)
+        if self.tls:
+            self.secure = True  # TLS here is always SASL_SSL
+        #: The credentials of a secure cluster, once ``up`` made or loaded them.
+        self.security: ClusterSecurity | None = (
+            load_security(self.state_dir) if self.secure else None)
 
     @classmethod
     def from_state_dir(cls, state_dir: Path | None = None) -> LocalCluster | None:
@@ -165,7 +190,10 @@ class LocalCluster:
         if record is None:
             return None
         try:
-            return cls(root, brokers=int(record["brokers"]), base_port=int(record["base_port"]))
+            return cls(root, brokers=int(record["brokers"]), base_port=int(record["base_port"]),
+                       secure=bool(record.get("secure", False)),
+                       tls=bool(record.get("tls", False)),
+                       overrides=dict(record.get("overrides") or {}))
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -178,6 +206,14 @@ class LocalCluster:
     def bootstrap(self) -> str:
         """``127.0.0.1:p1,...`` for clients."""
         return bootstrap_for(self._nodes)
+
+    def admin_config(self) -> dict[str, Any]:
+        """librdkafka settings that reach this cluster as its admin (a super-user on a
+        secure cluster)."""
+        config: dict[str, Any] = {"bootstrap.servers": self.bootstrap}
+        if self.security is not None:
+            config.update(self.security.client_properties())
+        return config
 
     # ------------------------------------------------------------------ status
 
@@ -233,6 +269,7 @@ class LocalCluster:
             if fresh:
                 self._stop_all(timeout=20)
                 self._wipe()
+            self._prepare_security()
             to_start = [node for node in self._nodes if self._live_pid(node) is None]
             for node in to_start:
                 node.pid_path.unlink(missing_ok=True)  # stale: its process is gone
@@ -260,12 +297,51 @@ class LocalCluster:
                 f"use `tidings dev up --fresh --brokers {self.brokers}` to replace it "
                 "(deletes its topics)"
             )
+        was_secure = bool(record.get("secure", False))
+        if recorded is not None and was_secure != self.secure and recorded.status().running:
+            raise TidingsError(
+                f"a {'secure' if was_secure else 'plaintext'} Kafka is already running from "
+                f"{self.state_dir}; run `tidings dev down` first")
+        if formatted and was_secure != self.secure and not fresh:
+            # The admin's SCRAM credential can only be written when storage is formatted.
+            flag = "--secure" if self.secure else "--no-secure"
+            raise TidingsError(
+                f"{self.state_dir} holds a {'secure' if was_secure else 'plaintext'} "
+                f"cluster's data; use `tidings dev up --fresh {flag}` to replace it "
+                "(deletes its topics)")
+
+    def _prepare_security(self) -> None:
+        """Load or create the secure cluster's credentials (and TLS files) before a start."""
+        if not self.secure:
+            self.security = None
+            return
+        security = load_security(self.state_dir)
+        formatted = any(self.state_dir.glob("node*/data/meta.properties"))
+        if security is None and formatted:
+            raise TidingsError(
+                f"{self.state_dir / CREDENTIALS_FILE} is missing, so the admin of this "
+                "secure cluster cannot log in; use `tidings dev up --fresh --secure` "
+                "(deletes its topics)")
+        if security is None:
+            security = ClusterSecurity.generate(self.state_dir, self.tls)
+        elif security.tls != self.tls or (self.tls and not (
+                security.ca_path and security.ca_path.exists())):
+            # TLS is a listener setting: switching it keeps the users and their passwords.
+            ca = write_tls_material(self.state_dir / TLS_DIR) if self.tls else None
+            security = replace(security, tls=self.tls, ca_path=ca)
+        save_security(self.state_dir, security)
+        self.security = security
 
     def _wipe(self) -> None:
         for home in self.state_dir.glob("node*"):
             if home.is_dir():
                 shutil.rmtree(home)
         (self.state_dir / CLUSTER_ID_FILE).unlink(missing_ok=True)
+        # New data, new admin: the old credentials would no longer log in.
+        (self.state_dir / CREDENTIALS_FILE).unlink(missing_ok=True)
+        (self.state_dir / ADMIN_PROPERTIES).unlink(missing_ok=True)
+        shutil.rmtree(self.state_dir / TLS_DIR, ignore_errors=True)
+        self.security = None
 
     def _cluster_id(self) -> str:
         path = self.state_dir / CLUSTER_ID_FILE
@@ -290,13 +366,18 @@ class LocalCluster:
         _write_atomic(log_config, packaged.read_text(encoding="utf-8"))
         for node in self._nodes:
             node.data_dir.mkdir(parents=True, exist_ok=True)
-            _write_atomic(node.config_path, render_server_properties(node, self._nodes))
+            _write_atomic(node.config_path, render_server_properties(
+                node, self._nodes, self.security, self.overrides))
+            if self.security is not None:
+                node.config_path.chmod(0o600)  # it holds the brokers' own passwords
         return log_config
 
     def _format(self, java: Path, libs: Path, nodes: list[NodeLayout]) -> None:
         """Run ``StorageTool format`` for nodes whose data dir was never formatted."""
         cluster_id = self._cluster_id()
         pending = [node for node in nodes if not node.meta_properties.exists()]
+        scram = (["--add-scram", self.security.scram_format_argument()]
+                 if self.security is not None else [])
         procs = [
             (
                 node,
@@ -312,6 +393,7 @@ class LocalCluster:
                         cluster_id,
                         "-c",
                         str(node.config_path),
+                        *scram,
                     ],
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
@@ -388,6 +470,9 @@ class LocalCluster:
             "brokers": self.brokers,
             "base_port": self.base_port,
             "bootstrap": self.bootstrap,
+            "secure": self.secure,
+            "tls": self.tls,
+            "overrides": dict(self.overrides),
             "kafka_version": KAFKA_VERSION,
             "nodes": [
                 {
@@ -415,7 +500,7 @@ class LocalCluster:
                 )
                 raise self._startup_error(waiting, "did not become ready in time")
             if all(port_accepts(n.client_port) for n in self._nodes):
-                seen = _registered_brokers(self.bootstrap, timeout=min(2.0, remaining))
+                seen = _registered_brokers(self.admin_config(), timeout=min(2.0, remaining))
                 if seen >= self.brokers:
                     return
             time.sleep(0.2)
@@ -475,6 +560,47 @@ class LocalCluster:
             raise ValueError(f"no node {node_id} in a {self.brokers}-broker cluster")
         with self._locked():
             self._stop_nodes([node], timeout)
+
+    def add_users(self, usernames: list[str], timeout: float = 30.0) -> ClusterSecurity:
+        """Make sure a SCRAM user exists for each of ``usernames`` on this running secure
+        cluster: new ones get a random password, known ones keep theirs (and are asserted
+        again, harmlessly). Returns the credentials, saved in ``credentials.json``."""
+        if self.security is None:
+            raise TidingsError(f"the cluster in {self.state_dir} is not secure; users and "
+                               "passwords need `tidings dev up --secure`")
+        security = self.security
+        fresh = {name: Credentials(name, new_password()) for name in usernames
+                 if name not in security.users and name not in (ADMIN_USER, CONTROLLER_USER)}
+        security = security.with_users(fresh)
+        wanted = [security.user(name) for name in dict.fromkeys(usernames)
+                  if name not in (ADMIN_USER, CONTROLLER_USER)]
+        # Saved first: a user created on the cluster must never lack its password here.
+        save_security(self.state_dir, security)
+        self.security = security
+        ensure_users(self.admin_config(), wanted, timeout=timeout)
+        return security
+
+    def kill_node(self, node_id: int) -> int:
+        """``kill -9`` one node's JVM (by its pid, checked to be this node's) and wait
+        until it is gone; returns the pid. ``up`` starts it again."""
+        node = next((n for n in self._nodes if n.node_id == node_id), None)
+        if node is None:
+            raise ValueError(f"no node {node_id} in a {self.brokers}-broker cluster")
+        with self._locked():
+            pid = self._live_pid(node)
+            if pid is None:
+                raise TidingsError(f"node {node_id} of {self.state_dir} is not running")
+            os.kill(pid, signal.SIGKILL)
+            proc = self._procs.pop(node_id, None)
+            deadline = time.monotonic() + 30
+            while is_owned_java(pid, str(node.config_path)) and time.monotonic() < deadline:
+                if proc is not None:
+                    proc.poll()  # our child: collect it, or it stays a zombie
+                time.sleep(0.05)
+            if proc is not None:
+                proc.wait(timeout=5)
+            node.pid_path.unlink(missing_ok=True)
+            return pid
 
 
 def _running_at(state_dir: Path) -> str | None:

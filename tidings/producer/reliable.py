@@ -18,7 +18,7 @@ from typing import Any, cast
 from confluent_kafka import KafkaError, Message, Producer
 
 from tidings.errors import TidingsError
-from tidings.kafka_clients import with_logger
+from tidings.kafka_clients import watching_logins
 from tidings.topology.model import DEFAULT_PARTITIONER
 
 #: librdkafka's default producer is *not* idempotent; ours always is.
@@ -160,7 +160,9 @@ class ReliableProducer:
         # Bounds how long a message may wait in librdkafka for the broker, so an
         # unreachable cluster surfaces as an error instead of an endless retry.
         merged["message.timeout.ms"] = int(delivery_timeout * 1000)
-        self._producer = Producer(with_logger(merged))
+        # A refused login (wrong password) otherwise shows only as a delivery timeout.
+        merged, self._login = watching_logins(merged)
+        self._producer = Producer(merged)
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll_loop, name="tidings-producer-poll",
                                         daemon=True)
@@ -262,7 +264,10 @@ class ReliableProducer:
     def _explain(self, error: KafkaError, topic: str, event_id: str | None) -> str:
         what = f"event {event_id}" if event_id else "message"
         hint = ""
-        if error.code() in (KafkaError._MSG_TIMED_OUT, KafkaError._TRANSPORT,
+        refused = self._login.explain()
+        if refused is not None:
+            hint = f"; {refused}"
+        elif error.code() in (KafkaError._MSG_TIMED_OUT, KafkaError._TRANSPORT,
                             KafkaError._ALL_BROKERS_DOWN):
             hint = f"; is the broker at {self.bootstrap} up?"
         elif error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:

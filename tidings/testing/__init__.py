@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from tidings.testing.brokers import (
     KAFKA_CONTAINER_IMAGE,
+    SecureKafka,
     docker_available,
     kafka_bootstrap_servers,
     local_cluster,
     local_kafka,
+    secure_local_kafka,
 )
 from tidings.testing.registry import local_registry, schema_registry_url
 
@@ -43,6 +45,7 @@ __all__ = [
     "EventOutcome",
     "GroupRun",
     "OutcomeMismatch",
+    "SecureKafka",
     "Sent",
     "TestBroker",
     "docker_available",
@@ -51,4 +54,5 @@ __all__ = [
     "local_kafka",
     "local_registry",
     "schema_registry_url",
+    "secure_local_kafka",
 ]

@@ -16,11 +16,14 @@ import signal
 import subprocess
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tidings.kafka_local import LocalCluster, watchdog
 from tidings.kafka_local.ports import find_free_base_port
+from tidings.kafka_local.security import ADMIN_USER, ClusterSecurity
 
 KAFKA_CONTAINER_IMAGE = "confluentinc/cp-kafka:7.9.0"
 """Image for the Docker path (testcontainers' KafkaContainer drives Confluent images)."""
@@ -67,16 +70,23 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def local_kafka(brokers: int = 1, timeout: float = 120) -> Iterator[LocalCluster]:
+def local_kafka(brokers: int = 1, timeout: float = 120, *, secure: bool = False,
+                tls: bool = False, overrides: Mapping[str, object] | None = None
+                ) -> Iterator[LocalCluster]:
     """A launcher cluster of ``brokers`` nodes in a temp dir on free ports.
 
     Yields the running :class:`LocalCluster` (for tests that stop and restart
-    nodes); it is stopped and its directory deleted on exit.
+    nodes); it is stopped and its directory deleted on exit. ``secure``/``tls`` and
+    ``overrides`` are :class:`LocalCluster`'s. The state dir is ``<temp>/dev``, so
+    ``TIDINGS_STATE_DIR=<temp>`` points ``tidings dev ...`` at it.
     """
-    state_dir = Path(tempfile.mkdtemp(prefix="tidings-kafka-"))
+    root = Path(tempfile.mkdtemp(prefix="tidings-kafka-"))
+    state_dir = root / "dev"
     # Free ports picked at random, never 19092, so tests do not collide with a
     # developer's `tidings dev up` or with a parallel test run.
-    cluster = LocalCluster(state_dir, brokers=brokers, base_port=find_free_base_port(2 * brokers))
+    cluster = LocalCluster(state_dir, brokers=brokers, base_port=find_free_base_port(2 * brokers),
+                           secure=secure, tls=tls, overrides=dict(overrides or {}))
+    state_dir.mkdir()
     guard = watchdog.spawn(state_dir, remove=True)
     # atexit covers a SystemExit/KeyboardInterrupt that skips our finally block.
     atexit.register(cluster.down)
@@ -89,7 +99,54 @@ def local_kafka(brokers: int = 1, timeout: float = 120) -> Iterator[LocalCluster
         finally:
             atexit.unregister(cluster.down)
             stop_process(guard)
-            shutil.rmtree(state_dir, ignore_errors=True)
+            shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class SecureKafka:
+    """A running secure launcher cluster (SASL/SCRAM, ACLs enforced), and how to reach
+    it as its admin or as any user created on it."""
+
+    cluster: LocalCluster
+
+    @property
+    def bootstrap(self) -> str:
+        return self.cluster.bootstrap
+
+    @property
+    def security(self) -> ClusterSecurity:
+        assert self.cluster.security is not None
+        return self.cluster.security
+
+    @property
+    def state_root(self) -> Path:
+        """What ``TIDINGS_STATE_DIR`` must be for ``tidings dev ...`` to find it."""
+        return self.cluster.state_dir.parent
+
+    def config(self, user: str = ADMIN_USER, **overrides: Any) -> dict[str, Any]:
+        """librdkafka settings connecting as ``user``."""
+        security = self.security
+        return {"bootstrap.servers": self.bootstrap,
+                **security.client_properties(security.user(user)), **overrides}
+
+    def env(self, user: str = ADMIN_USER) -> dict[str, str]:
+        """``KAFKA_BOOTSTRAP_SERVERS`` and ``TIDINGS_KAFKA_*`` for a process run as
+        ``user``."""
+        return self.security.environment(self.bootstrap, self.security.user(user))
+
+    def add_users(self, *usernames: str) -> None:
+        """Create SCRAM users (random passwords) unless they exist."""
+        self.cluster.add_users(list(usernames))
+
+
+@contextlib.contextmanager
+def secure_local_kafka(brokers: int = 1, *, tls: bool = True,
+                       timeout: float = 120) -> Iterator[SecureKafka]:
+    """A fresh secure launcher cluster: SASL_SSL (SASL_PLAINTEXT without ``tls``),
+    SCRAM-SHA-512, KRaft's StandardAuthorizer denying whatever no ACL allows, and an
+    admin super-user; stopped (by pid) and deleted on exit."""
+    with local_kafka(brokers, timeout, secure=True, tls=tls) as cluster:
+        yield SecureKafka(cluster)
 
 
 @contextlib.contextmanager

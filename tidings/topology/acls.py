@@ -25,7 +25,8 @@ pure function of the declaration (no broker, no I/O), so both always agree.
 - The operator principal (``cluster.operator_principal``) runs replay, DLQ redrive and
   purge: it reads the groups' source topics and dead letters, writes their replay
   topics, deletes dead letters (purge), moves a stopped group's offsets (rewind and
-  undo), and keeps its state in ``__tidings_replay_state``.
+  undo), keeps its state in ``__tidings_replay_state``, and records each action in the
+  audit log ``__tidings_audit`` (which it may read back, as the console does).
 
 Kafka's own rule applies on top: READ, WRITE and DELETE imply DESCRIBE on the same
 resource, so the metadata and offset look-ups each client makes need no extra ACL.
@@ -50,6 +51,8 @@ DEFAULT_OPERATOR_PRINCIPAL = "User:tidings-operator"
 CLUSTER_RESOURCE = "kafka-cluster"
 #: Replay and DLQ state, kept on the cluster (tidings.replay.state.STATE_TOPIC).
 REPLAY_STATE_TOPIC = "__tidings_replay_state"
+#: The audit log every replay, redrive and purge writes first (tidings.audit.AUDIT_TOPIC).
+AUDIT_TOPIC = "__tidings_audit"
 #: Group ids of the throwaway readers replay and DLQ commands use (assign-only, never
 #: committing; tidings.replay.cluster.Cluster.consumer). librdkafka still looks up
 #: their coordinator, which needs DESCRIBE on the group, hence a prefixed grant.
@@ -283,6 +286,11 @@ def _grant_operator(topology: Topology, operator: str, grant: _Grants) -> None:
     grant(operator, ResourceType.TOPIC, REPLAY_STATE_TOPIC,
           (Operation.READ, Operation.WRITE, Operation.CREATE),
           "replay and redrive keep resumable plans and undo records there")
+    # Found on a secure broker: without rights here an action stops before it starts,
+    # since its audit record cannot be written (nor the topic even seen, to create it).
+    grant(operator, ResourceType.TOPIC, AUDIT_TOPIC,
+          (Operation.READ, Operation.WRITE, Operation.CREATE),
+          "replay, redrive and purge record each action in the audit log first")
     grant(operator, ResourceType.GROUP, REPLAY_READER_GROUP_PREFIX, (Operation.READ,),
           "replay and dlq read through assign-only consumers of this group prefix",
           PatternType.PREFIXED)

@@ -19,6 +19,7 @@ from confluent_kafka.admin import (
 )
 
 from tidings.errors import TidingsError
+from tidings.topology.live import acl_binding, acl_filter
 from tidings.topology.plan import Change, ChangeKind, Plan
 
 
@@ -35,7 +36,8 @@ def apply_plan(admin: AdminClient, plan: Plan, *, timeout: float) -> ApplyResult
     """Run every change of ``plan``; stop at the first failure and say what was done."""
     result = ApplyResult()
     for kind in (ChangeKind.CREATE, ChangeKind.ADD_PARTITIONS, ChangeKind.SET_CONFIG,
-                 ChangeKind.UNSET_CONFIG, ChangeKind.DELETE):
+                 ChangeKind.UNSET_CONFIG, ChangeKind.ADD_ACL, ChangeKind.REMOVE_ACL,
+                 ChangeKind.DELETE):
         batch = [c for c in plan.changes if c.kind is kind]
         if not batch:
             continue
@@ -71,6 +73,12 @@ def _run(admin: AdminClient, kind: ChangeKind, batch: list[Change], timeout: flo
         )
     elif kind is ChangeKind.DELETE:
         futures = admin.delete_topics([c.topic for c in batch], request_timeout=timeout)
+    elif kind is ChangeKind.ADD_ACL:
+        futures = admin.create_acls([acl_binding(c.acl) for c in batch if c.acl],
+                                    request_timeout=timeout)
+    elif kind is ChangeKind.REMOVE_ACL:
+        futures = admin.delete_acls([acl_filter(c.acl) for c in batch if c.acl],
+                                    request_timeout=timeout)
     else:
         futures = admin.incremental_alter_configs(
             list(_config_resources(batch)), request_timeout=timeout

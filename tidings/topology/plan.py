@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from tidings.topology import kafka_configs
+from tidings.topology.acls import Acl, AclSet
 from tidings.topology.source import Path_
 from tidings.topology.topology import DesiredTopic
 
@@ -32,6 +33,10 @@ class ChangeKind(StrEnum):
     DELETE = "delete"
     #: Recorded in the topology's state only: the partitioner is a client setting.
     SET_PARTITIONER = "set-partitioner"
+    #: An access control entry the topology implies is created, or one it created and
+    #: no longer implies is deleted (see tidings.topology.acls).
+    ADD_ACL = "add-acl"
+    REMOVE_ACL = "remove-acl"
 
 
 class Resource(StrEnum):
@@ -56,6 +61,8 @@ RESOURCE_OF: dict[ChangeKind, Resource] = {
     ChangeKind.SET_CONFIG: Resource.TOPIC,
     ChangeKind.UNSET_CONFIG: Resource.TOPIC,
     ChangeKind.DELETE: Resource.TOPIC,
+    ChangeKind.ADD_ACL: Resource.ACL,
+    ChangeKind.REMOVE_ACL: Resource.ACL,
 }
 
 
@@ -86,6 +93,11 @@ class ClusterState:
     partitioner: str | None = None
     #: Events held per declared topic (measured only when the partitioner changes).
     messages: Mapping[str, int] = field(default_factory=dict)
+    #: Every ACL on the cluster; None when the cluster has no authorizer (then ACLs are
+    #: not managed: there is nothing to enforce them).
+    acls: frozenset[Acl] | None = None
+    #: ACLs a previous ``apply`` of this topology created; only these may be removed.
+    managed_acls: frozenset[Acl] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -101,6 +113,8 @@ class Change:
     key: str | None = None
     old: str | None = None
     new: str | None = None
+    #: The entry an ACL change creates or deletes.
+    acl: Acl | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +129,9 @@ class Plan:
     changes: list[Change]
     refusals: list[Refusal]
     topics_in_sync: int = 0
+    #: ACLs the topology implies that the cluster already has; None when ACLs are not
+    #: managed (a cluster without an authorizer).
+    acls_in_sync: int | None = None
 
     @property
     def empty(self) -> bool:
@@ -135,20 +152,32 @@ class Plan:
             ],
             "refused": [{"topic": r.topic, "message": r.message} for r in self.refusals],
             "summary": {**self.counts(), "refused": len(self.refusals),
-                        "in_sync": self.topics_in_sync},
+                        "in_sync": self.topics_in_sync,
+                        **({"acls_in_sync": self.acls_in_sync}
+                           if self.acls_in_sync is not None else {})},
         }
+
+    def in_sync_text(self) -> str:
+        """``12 topics in sync`` (``, 40 ACLs in sync`` where ACLs are managed)."""
+        text = f"{self.topics_in_sync} topics in sync"
+        if self.acls_in_sync is not None:
+            text += f", {self.acls_in_sync} ACLs in sync"
+        return text
 
 
 _ORDER = {ChangeKind.CREATE: 0, ChangeKind.ADD_PARTITIONS: 1, ChangeKind.SET_CONFIG: 2,
-          ChangeKind.UNSET_CONFIG: 3, ChangeKind.DELETE: 4, ChangeKind.SET_PARTITIONER: 5}
+          ChangeKind.UNSET_CONFIG: 3, ChangeKind.ADD_ACL: 4, ChangeKind.REMOVE_ACL: 5,
+          ChangeKind.DELETE: 6, ChangeKind.SET_PARTITIONER: 7}
 
 
 def plan_topology(desired: Iterable[DesiredTopic], live: ClusterState,
-                  partitioner: str | None = None) -> Plan:
+                  partitioner: str | None = None, acls: AclSet | None = None) -> Plan:
     """The changes that make ``live`` match ``desired``, in the order apply runs them.
 
     ``partitioner`` is the topology's ``cluster.partitioner``; when the previous apply
-    recorded another one, the plan says so (graded by whether keys would move)."""
+    recorded another one, the plan says so (graded by whether keys would move).
+    ``acls`` are the ACLs the topology implies; they are planned where the cluster
+    enforces ACLs (``live.acls`` is not None)."""
     changes: list[Change] = []
     refusals: list[Refusal] = []
     in_sync = 0
@@ -175,8 +204,36 @@ def plan_topology(desired: Iterable[DesiredTopic], live: ClusterState,
         changes.append(partitioner_change(live.partitioner or "", partitioner,
                                           {t.name: live.messages.get(t.name, 0)
                                            for t in wanted if t.origin == "declared"}))
+    acls_in_sync: int | None = None
+    if acls is not None and live.acls is not None:
+        acl_changes, acls_in_sync = plan_acls(acls, live.acls, live.managed_acls)
+        changes.extend(acl_changes)
     changes.sort(key=lambda c: _ORDER[c.kind])
-    return Plan(changes=changes, refusals=refusals, topics_in_sync=in_sync)
+    return Plan(changes=changes, refusals=refusals, topics_in_sync=in_sync,
+                acls_in_sync=acls_in_sync)
+
+
+def plan_acls(desired: AclSet, live: frozenset[Acl], managed: frozenset[Acl]
+              ) -> tuple[list[Change], int]:
+    """ACLs to create (what the topology implies and the cluster lacks: safe) and to
+    delete (what an earlier apply created and the topology no longer implies: caution,
+    a running service may lose access it uses). ACLs this topology never created are
+    never touched. Returns the changes and how many implied ACLs are already there."""
+    changes: list[Change] = []
+    wanted = set(desired.acls)
+    for acl in desired.acls:
+        if acl not in live:
+            changes.append(Change(
+                ChangeKind.ADD_ACL, "", Grade.SAFE, summary=f"allow {acl.describe()}",
+                reason=acl.why or "implied by topology.yaml", acl=acl))
+    for acl in sorted(managed & live):
+        if acl not in wanted:
+            changes.append(Change(
+                ChangeKind.REMOVE_ACL, "", Grade.CAUTION, summary=f"revoke {acl.describe()}",
+                reason="topology.yaml no longer implies it: a service still running with "
+                       "this access is refused from now on",
+                acl=acl))
+    return changes, sum(1 for acl in desired.acls if acl in live)
 
 
 def partitioner_change(old: str, new: str, messages: Mapping[str, int]) -> Change:

@@ -26,7 +26,7 @@ EXIT_DESTRUCTIVE = 3
 
 _HEADINGS: dict[Resource, tuple[str, str]] = {  # resource: (heading, subject column)
     Resource.TOPIC: ("Topics", "topic"),
-    Resource.ACL: ("ACLs", "ACL"),
+    Resource.ACL: ("ACLs", "principal"),
     Resource.SCHEMA: ("Schemas", "event"),
     Resource.EVENT: ("Events", "event"),
     Resource.SERVICE: ("Services", "service"),
@@ -34,7 +34,8 @@ _HEADINGS: dict[Resource, tuple[str, str]] = {  # resource: (heading, subject co
 }
 _BADGE = {Grade.SAFE: "🟢 safe", Grade.CAUTION: "🟡 caution",
           Grade.DESTRUCTIVE: "🔴 **destructive**"}
-_MARK = {ChangeKind.CREATE: "+", ChangeKind.DELETE: "-"}
+_MARK = {ChangeKind.CREATE: "+", ChangeKind.DELETE: "-", ChangeKind.ADD_ACL: "+",
+         ChangeKind.REMOVE_ACL: "-"}
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,8 @@ class Review:
     notes: list[str] = field(default_factory=list)
     #: Topics that need nothing (a plan against a cluster), when known.
     in_sync: int | None = None
+    #: ACLs that need nothing, where the cluster enforces ACLs.
+    acls_in_sync: int | None = None
 
     @property
     def empty(self) -> bool:
@@ -112,6 +115,8 @@ class Review:
             text += f"; {len(self.refusals)} refused"
         if self.in_sync:
             text += f"; {self.in_sync} topic{'s' if self.in_sync != 1 else ''} already in sync"
+        if self.acls_in_sync:
+            text += f", {self.acls_in_sync} ACL{'s' if self.acls_in_sync != 1 else ''}"
         return text
 
     def to_dict(self) -> dict[str, Any]:
@@ -128,7 +133,9 @@ class Review:
         out = [f"### {self.title}: {self.subject}", ""]
         if self.empty:
             out.append(f"No changes {self.against}." + (
-                f" {self.in_sync} topics in sync." if self.in_sync is not None else ""))
+                f" {self.in_sync} topics in sync." if self.in_sync is not None else "")
+                + (f" {self.acls_in_sync} ACLs in sync." if self.acls_in_sync is not None
+                   else ""))
         else:
             out.append(f"{self.against.capitalize()}: **{self.summary()}**.")
             if any(i.grade is Grade.DESTRUCTIVE for i in self.items):
@@ -184,13 +191,16 @@ def items_from_plan(plan: Plan, topology: Topology) -> list[ReviewItem]:
     """The plan's cluster changes as review rows, each topic under its declared topic."""
     parents = {t.name: t.parent or t.name for t in topology.desired_topics()}
     declared = sorted(topology.topics, key=len, reverse=True)
-    return [item_from_change(change, _group_of(change.topic, parents, declared))
+    return [item_from_change(change, change.acl.principal if change.acl
+                             else _group_of(change.topic, parents, declared))
             for change in plan.changes]
 
 
 def item_from_change(change: Change, group: str) -> ReviewItem:
     resource = RESOURCE_OF.get(change.kind, Resource.TOPIC)
-    return ReviewItem(resource, change.topic, change.grade, _describe(change),
+    # An ACL row is about its principal, and its rows gather under it.
+    subject = change.acl.principal if change.acl else change.topic
+    return ReviewItem(resource, subject, change.grade, _describe(change),
                       change.reason, group, _MARK.get(change.kind, "~"))
 
 
@@ -220,6 +230,12 @@ def _describe(change: Change) -> str:
                 "default applies)")
     if change.kind is ChangeKind.DELETE:
         return "delete topic"
+    if change.acl is not None:
+        acl = change.acl
+        verb = "allow" if change.kind is ChangeKind.ADD_ACL else "revoke"
+        prefixed = " (prefix)" if acl.pattern_type.value == "PREFIXED" else ""
+        return (f"{verb} {acl.operation.value} on {acl.resource_type.value.lower()} "
+                f"{acl.resource_name}{prefixed}")
     return change.summary
 
 

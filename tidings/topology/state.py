@@ -6,7 +6,9 @@ by its ``name``), and plan deletions only among those.
 
 The record also keeps the partitioner the topology declared when it was applied
 (``cluster.partitioner``): the partitioner is a client setting that Kafka itself
-does not know, so this is the only place ``plan`` can learn that it changes.
+does not know, so this is the only place ``plan`` can learn that it changes. On a
+cluster that enforces ACLs it keeps the ACLs the topology implied, so that ``plan``
+removes only those when the file stops implying them, never another team's.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from tidings.errors import TidingsError
 from tidings.kafka_clients import with_logger
+from tidings.topology.acls import Acl, Operation, PatternType, Permission, ResourceType
 
 STATE_TOPIC = "__tidings_topology_state"
 
@@ -37,6 +40,8 @@ class AppliedState:
 
     topics: frozenset[str]
     partitioner: str
+    #: The ACLs the topology implied at that apply (empty before ACLs were managed).
+    acls: frozenset[Acl] = frozenset()
 
 
 def read_managed(config: Mapping[str, Any], name: str, timeout: float) -> frozenset[str]:
@@ -86,20 +91,35 @@ def read_applied(config: Mapping[str, Any], name: str, timeout: float) -> Applie
 def _parse_record(value: bytes) -> AppliedState:
     record = json.loads(value)
     return AppliedState(frozenset(record["topics"]),
-                        str(record.get("partitioner") or UNRECORDED_PARTITIONER))
+                        str(record.get("partitioner") or UNRECORDED_PARTITIONER),
+                        frozenset(_acl_of(entry) for entry in record.get("acls", [])))
+
+
+def _acl_entry(acl: Acl) -> list[str]:
+    return [acl.principal, acl.resource_type.value, acl.resource_name,
+            acl.pattern_type.value, acl.operation.value, acl.permission.value, acl.host]
+
+
+def _acl_of(entry: list[str]) -> Acl:
+    principal, kind, name, pattern, operation, permission, host = entry
+    return Acl(principal, ResourceType(kind), name, PatternType(pattern), Operation(operation),
+               Permission(permission), host)
 
 
 def write_managed(
     admin: AdminClient, config: Mapping[str, Any], name: str, topics: list[str],
     brokers: int, timeout: float, partitioner: str | None = None,
+    acls: frozenset[Acl] = frozenset(),
 ) -> None:
-    """Record the topics topology ``name`` now manages, and its partitioner (creating
-    the state topic once)."""
+    """Record the topics topology ``name`` now manages, its partitioner and its ACLs
+    (creating the state topic once)."""
     _ensure_state_topic(admin, brokers, timeout)
     producer = Producer(with_logger({**config, "enable.idempotence": True, "acks": "all"}))
     record: dict[str, Any] = {"topics": sorted(topics), "applied_at": int(time.time() * 1000)}
     if partitioner is not None:
         record["partitioner"] = partitioner
+    if acls:
+        record["acls"] = [_acl_entry(acl) for acl in sorted(acls)]
     errors: list[str] = []
     producer.produce(
         STATE_TOPIC, key=name.encode(), value=json.dumps(record).encode(),

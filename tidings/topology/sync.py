@@ -10,9 +10,10 @@ from confluent_kafka.admin import AdminClient
 from tidings.kafka_clients import admin_client, fetch_metadata
 from tidings.settings import Settings, kafka_client_config
 from tidings.topology import checks
+from tidings.topology.acls import derive_acls
 from tidings.topology.apply import ApplyResult, apply_plan
 from tidings.topology.environments import LOCAL
-from tidings.topology.live import count_messages, read_cluster_state
+from tidings.topology.live import count_messages, read_acls, read_cluster_state
 from tidings.topology.load import TopologyInvalid, display_name
 from tidings.topology.plan import ClusterState, Plan, plan_topology
 from tidings.topology.source import Problem
@@ -50,6 +51,8 @@ def connect(topology: Topology, settings: Settings | None = None) -> ClusterView
         managed=applied.topics if applied else frozenset(),
         timeout=timeout,
     )
+    state = replace(state, acls=read_acls(admin, timeout),
+                    managed_acls=applied.acls if applied else frozenset())
     if applied is not None:
         state = replace(state, partitioner=applied.partitioner)
         if applied.partitioner != topology.cluster.partitioner:
@@ -75,15 +78,20 @@ def check_against_cluster(view: ClusterView) -> None:
 def plan(view: ClusterView) -> Plan:
     check_against_cluster(view)
     return plan_topology(view.topology.desired_topics(), view.state,
-                         view.topology.cluster.partitioner)
+                         view.topology.cluster.partitioner, derive_acls(view.topology))
 
 
 def apply(view: ClusterView, the_plan: Plan) -> ApplyResult:
-    """Apply ``the_plan`` and record the managed topics. Refusals must be handled first."""
+    """Apply ``the_plan`` and record the managed topics (and, on a cluster that enforces
+    ACLs, the managed ACLs). Refusals must be handled first."""
     result = apply_plan(view.admin, the_plan, timeout=view.timeout)
+    # Where ACLs are not enforced, what an earlier apply recorded stays recorded.
+    acls = (frozenset(derive_acls(view.topology).acls) if view.state.acls is not None
+            else view.state.managed_acls)
     write_managed(
         view.admin, view.config, view.topology.name,
         [t.name for t in view.topology.desired_topics()],
         view.state.brokers, view.timeout, partitioner=view.topology.cluster.partitioner,
+        acls=acls,
     )
     return result

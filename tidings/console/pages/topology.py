@@ -85,7 +85,7 @@ def plan_text(the_plan: Plan, view: sync.ClusterView) -> str:
     for refusal in the_plan.refusals:
         lines.append(f"  ! {refusal.message}")
     if the_plan.empty:
-        lines.append(f"  No changes ({the_plan.topics_in_sync} topics in sync).")
+        lines.append(f"  No changes ({the_plan.in_sync_text()}).")
     return "\n".join(lines)
 
 
