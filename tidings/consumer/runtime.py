@@ -509,10 +509,14 @@ class ConsumerRuntime:
         self._flush_batch(force=True)
         self._wait_for(lambda: not self._ledger.touches(revoked))
         self._commit(consumer, only=revoked, wait=True)
+        # librdkafka keeps a partition's pause across revoke and re-assignment: one
+        # paused now (backpressure, a retry hold) would never be fetched again here.
+        consumer.resume(partitions)
         self._forget(revoked)
         log.info("%s: revoked %d partition(s), offsets committed", self.group, len(partitions))
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        consumer.resume(partitions)  # as in _on_revoke
         self._forget({(p.topic, p.partition) for p in partitions})
 
     def _forget(self, partitions: set[TP]) -> None:
