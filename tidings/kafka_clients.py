@@ -73,7 +73,7 @@ def watching_logins(config: Mapping[str, Any]) -> tuple[dict[str, Any], LoginWat
 def admin_client(config: Mapping[str, Any]) -> AdminClient:
     merged, watch = watching_logins(config)
     admin = AdminClient(merged)
-    admin.tidings_login = watch  # type: ignore[attr-defined]
+    admin.tidings_login = watch  # type: ignore[attr-defined,unused-ignore]  # stubs differ by version
     return admin
 
 

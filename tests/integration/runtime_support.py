@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from tidings.consumer.group import resolve_group
 from tidings.consumer.runtime import ConsumerRuntime, RuntimeOptions
@@ -125,8 +125,19 @@ def make_group(root: Path, *, concurrency: int = 1, batch: bool = False) -> Grou
                  f"sqlite:///{root / 'worker.db'}")
 
 
+class Runnable(Protocol):
+    """A service loop: ``run()`` until ``stop()`` (a consumer runtime, a scheduler)."""
+
+    def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+R = TypeVar("R", bound=Runnable)
+
+
 @contextmanager
-def running(runtime: ConsumerRuntime) -> Iterator[ConsumerRuntime]:
+def running(runtime: R) -> Iterator[R]:
     """Run ``runtime`` in a thread; stop it (gracefully) when the block ends."""
     failure: list[BaseException] = []
 
@@ -143,7 +154,7 @@ def running(runtime: ConsumerRuntime) -> Iterator[ConsumerRuntime]:
     finally:
         runtime.stop()
         thread.join(timeout=60)
-    assert not thread.is_alive(), "the runtime did not stop"
+    assert not thread.is_alive(), f"{type(runtime).__name__} did not stop"
     if failure:
         raise failure[0]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from runtime_support import running
 
 from tidings.scheduling.dispatcher import Scheduler, SchedulerOptions
 from tidings.testing.clock import ManualClock
@@ -80,25 +80,8 @@ def scheduler_running(topology: Topology, clock: ManualClock | None = None,
                                session_timeout_ms=6000)
     if clock is not None:
         options.clock = clock
-    scheduler = Scheduler(topology, kafka_config(), options)
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            scheduler.run()
-        except BaseException as exc:
-            failure.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
+    with running(Scheduler(topology, kafka_config(), options)) as scheduler:
         yield scheduler
-    finally:
-        scheduler.stop()
-        thread.join(timeout=60)
-    assert not thread.is_alive(), "the scheduler did not stop"
-    if failure:
-        raise failure[0]
 
 
 class CommittedReader:

@@ -206,6 +206,9 @@ def publish(topology: Topology, events: Sequence[Event], chunk: int = 1000) -> l
     return deliveries
 
 
+# About 2 minutes on a quiet machine, over 5 under load: the email group sends 4,000 mails
+# one transaction each. Its waits fail on a stall of 60 s, so this is only a backstop.
+@pytest.mark.timeout(900)
 def test_kill_9_repeatedly_leaves_every_effect_exactly_once(
     tmp_path: Path, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
