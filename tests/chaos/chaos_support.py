@@ -111,14 +111,32 @@ class Shop:
 
     def effects(self, name: str) -> Counter[str]:
         """How many times each event took effect in group ``name``."""
+        return Counter(event for _, event in self.effect_rows(name))
+
+    def effect_rows(self, name: str) -> list[tuple[int, str]]:
+        """Group ``name``'s effects as (rowid, event id). Rows are only ever inserted, one
+        writer at a time, so a rowid says when an effect was committed: every effect
+        visible when ``last_effect`` returned N has a rowid of at most N."""
+        return self._query(name, "SELECT rowid, event_id FROM effects", [])
+
+    def handled(self, name: str) -> int:
+        """How many effects group ``name`` has taken, copies included (cheap progress)."""
+        return int(self._query(name, "SELECT COUNT(*) FROM effects", [(0,)])[0][0])
+
+    def last_effect(self, name: str) -> int:
+        """The rowid of the latest committed effect of group ``name`` (0: none yet)."""
+        return int(self._query(name, "SELECT COALESCE(MAX(rowid), 0) FROM effects",
+                               [(0,)])[0][0])
+
+    def _query(self, name: str, sql: str, empty: list[Any]) -> list[Any]:
         path = self.database(name)
         if not path.exists():
-            return Counter()
+            return empty
         connection = sqlite3.connect(path, timeout=30)
         try:
-            return Counter(row[0] for row in connection.execute("SELECT event_id FROM effects"))
+            return list(connection.execute(sql))
         except sqlite3.OperationalError:  # the table is not there yet
-            return Counter()
+            return empty
         finally:
             connection.close()
 
@@ -198,14 +216,17 @@ def running(*runtimes: ConsumerRuntime) -> Iterator[None]:
         raise failures[0]
 
 
-def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+def wait_until(condition: Callable[[], Any], timeout: float, what: str,
+               status: Callable[[], str] | None = None) -> Any:
+    """``condition()`` once truthy; fails after ``timeout``, saying ``status()`` if given."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}"
+                                 + (f"; {status()}" if status is not None else ""))
         time.sleep(0.1)
 
 
@@ -215,6 +236,16 @@ def leaders(bootstrap: str, topic: str) -> dict[int, int]:
                           "socket.connection.setup.timeout.ms": 2000})
     metadata = admin.list_topics(topic, timeout=10)
     return {p: meta.leader for p, meta in metadata.topics[topic].partitions.items()}
+
+
+def in_sync(bootstrap: str, topic: str) -> bool:
+    """Whether every replica of every partition of ``topic`` is in sync (a restarted node
+    has caught up), so that the next kill leaves min.insync.replicas in sync."""
+    admin = admin_client({"bootstrap.servers": bootstrap,
+                          "socket.connection.setup.timeout.ms": 2000})
+    metadata = admin.list_topics(topic, timeout=10)
+    return all(len(meta.isrs) == len(meta.replicas) and meta.leader >= 0
+               for meta in metadata.topics[topic].partitions.values())
 
 
 def log_event_ids(bootstrap: str, topic: str) -> Counter[str]:

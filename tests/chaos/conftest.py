@@ -17,6 +17,8 @@ from tidings.kafka_local import LocalCluster
 from tidings.testing import local_kafka
 
 sys.path.insert(0, str(Path(__file__).parent))
+# tests/integration/process_support.py: `tidings run` processes, stopped by pid.
+sys.path.insert(1, str(Path(__file__).parents[1] / "integration"))
 
 #: Failover in seconds, not the production defaults' tens of seconds: a killed node is
 #: fenced (and its leaderships moved) 4 s after its last heartbeat instead of 9 s.

@@ -12,12 +12,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from chaos_support import (
     Shop,
     an_order,
+    in_sync,
     lag,
     leaders,
     log_event_ids,
@@ -41,11 +43,19 @@ GROUPS = ("inventory", "analytics")
 
 
 class Orders:
-    """Publishes orders through a Publisher and an outbox until told to stop; keeps the
-    ids of those acknowledged (publisher) or staged (outbox, relayed eventually)."""
+    """Publishes ``total`` orders at about ``rate`` a second, three in four through a
+    Publisher (the ids it acknowledged kept) and the rest staged in an outbox (ids kept)
+    that a relay sends. ``gates[i]`` holds publishing at that many orders until
+    :meth:`open_gate` was called ``i + 1`` times: the test opens one at each kill, so
+    every kill lands while orders are still being published, however slow the kills."""
 
-    def __init__(self, shop: Shop) -> None:
+    PUBLISHER_SHARE = 0.75
+
+    def __init__(self, shop: Shop, *, total: int, rate: float, gates: list[int]) -> None:
         self.shop = shop
+        self.total, self.rate, self.gates = total, rate, gates
+        self.opened = 0
+        self._gate = threading.Condition()
         self.acked: list[str] = []
         self.refused = 0
         self.staged: list[str] = []
@@ -55,31 +65,77 @@ class Orders:
         self.outbox = Outbox(database, EventPreparer(shop.topology, "order-service"))
         self.relay = OutboxRelay(database, ReliableProducer({"bootstrap.servers": shop.bootstrap}),
                                  idle_wait=0.1)
-        self._threads = [threading.Thread(target=self._publish, daemon=True),
-                         threading.Thread(target=self._stage, daemon=True)]
+        self._relay_stopped = False
+        self.failures: list[BaseException] = []
+        self._threads = [threading.Thread(target=self._guarded, args=(target,), daemon=True)
+                         for target in (self._publish, self._stage)]
+
+    @property
+    def published(self) -> int:
+        """Orders handed to the Publisher (acknowledged or refused) or staged so far."""
+        # Every wait of the test reads this: a publishing thread that died fails it now.
+        assert not self.failures, f"publishing stopped: {self.failures[0]!r}"
+        return len(self.acked) + self.refused + len(self.staged)
+
+    def _guarded(self, target: Callable[[], None]) -> None:
+        try:
+            target()
+        except BaseException as exc:
+            self.failures.append(exc)
+
+    def open_gate(self) -> None:
+        with self._gate:
+            self.opened += 1
+            self._gate.notify_all()
+
+    def _limit(self, share: float) -> int:
+        gate = self.gates[self.opened] if self.opened < len(self.gates) else self.total
+        return round(gate * share)
+
+    def _paced(self, share: float, batch: int, send: Callable[[int], None]) -> None:
+        """``send(n)`` until this thread's share of the orders is out, at its share of the
+        rate; after waiting at a gate it goes on at that rate, without a burst."""
+        quota, done = round(self.total * share), 0
+        since, done_since = time.monotonic(), 0
+        while done < quota and not self.stop.is_set():
+            with self._gate:
+                held = done >= self._limit(share)
+                while done >= self._limit(share) and not self.stop.is_set():
+                    self._gate.wait(0.5)
+            if held:
+                since, done_since = time.monotonic(), done
+            n = min(batch, quota - done, self._limit(share) - done)
+            if n <= 0:
+                continue
+            send(n)
+            done += n
+            time.sleep(max(0.0, since + (done - done_since) / (self.rate * share)
+                           - time.monotonic()))
 
     def _publish(self) -> None:
         with Publisher(self.shop.topology, "order-service") as publisher:
-            while not self.stop.is_set():
-                batch = [an_order() for _ in range(10)]
+            def send(n: int) -> None:
+                batch = [an_order() for _ in range(n)]
                 try:
                     self.acked += [d.event_id for d in publisher.publish_many(batch)]
                 except PublishFailed as exc:
                     delivered = [d for d in exc.deliveries if d is not None]
                     self.acked += [d.event_id for d in delivered]
                     self.refused += len(batch) - len(delivered)
-                time.sleep(0.1)
+
+            self._paced(self.PUBLISHER_SHARE, 40, send)
 
     def _stage(self) -> None:
         database = self.outbox.database
         connection = database.connect()
         ensure_outbox_table(database, connection)
+
+        def send(n: int) -> None:
+            with transaction(connection):
+                self.staged += [self.outbox.stage(connection, an_order()) for _ in range(n)]
+
         try:
-            while not self.stop.is_set():
-                with transaction(connection):
-                    self.staged += [self.outbox.stage(connection, an_order())
-                                    for _ in range(2)]
-                time.sleep(0.1)
+            self._paced(1 - self.PUBLISHER_SHARE, 5, send)
         finally:
             connection.close()
 
@@ -89,16 +145,32 @@ class Orders:
             thread.start()
 
     def finish(self) -> None:
-        self.stop.set()
+        """Wait until every order is out and the outbox has drained; stop the relay."""
         for thread in self._threads:
-            thread.join(timeout=120)
+            thread.join(timeout=600)
+        assert not any(t.is_alive() for t in self._threads), "publishing did not finish"
+        assert self.published == self.total
         connection = self.outbox.database.connect()
         try:
             wait_until(lambda: read_status(connection).pending == 0, 120,
                        "the outbox to drain")
         finally:
             connection.close()
-        self.relay.stop()
+        self._stop_relay()
+
+    def halt(self) -> None:
+        """Stop publishing and relaying at once (the test failed); idempotent."""
+        self.stop.set()
+        with self._gate:
+            self._gate.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=60)
+        self._stop_relay()
+
+    def _stop_relay(self) -> None:
+        if not self._relay_stopped:
+            self._relay_stopped = True
+            self.relay.stop()
 
     @property
     def expected(self) -> set[str]:
@@ -110,7 +182,10 @@ def check_every_effect_once(shop: Shop, expected: set[str]) -> dict[str, int]:
     assert none took effect twice and none came from nowhere; the duplicates seen."""
     duplicates = {}
     for name in GROUPS:
-        wait_until(lambda name=name: expected <= set(shop.effects(name)), 180,
+        # Counting first: reading every id of a 20,000-event table ten times a second
+        # would compete with the groups for the CPU.
+        wait_until(lambda name=name: shop.handled(name) >= len(expected)
+                   and expected <= set(shop.effects(name)), 180,
                    f"{name} to handle every acknowledged event")
         wait_until(lambda name=name: lag(shop.bootstrap, shop.group(name), shop.topic) == 0,
                    120, f"{name}'s lag to return to 0")
@@ -121,46 +196,135 @@ def check_every_effect_once(shop: Shop, expected: set[str]) -> dict[str, int]:
     return duplicates
 
 
+#: The issue's size: 20,000 orders, and the leader killed 5 times while they are published.
+ORDERS, KILLS = 20_000, 5
+#: Orders a second, at most: steady and modest, so that publishing spans the kills (a
+#: kill, its failover and the node's restart take 30 to 45 s on a loaded 2-core machine).
+RATE = 100.0
+#: The last node killed stays down this long, while publishing and consuming go on.
+LONG_DOWN = 60.0
+#: A kill comes once this many orders are out since the last one...
+BEFORE_KILL = 1_000
+#: ... and the publisher waits at gates[i] until kill i came. The last gate leaves a
+#: minute's worth of orders for while the last node is down.
+GATES = [(ORDERS - int(RATE * LONG_DOWN)) * (k + 1) // KILLS for k in range(KILLS)]
+
+
+def progress(shop: Shop) -> tuple[int, int]:
+    """Effects taken so far by inventory and by analytics."""
+    return shop.handled("inventory"), shop.handled("analytics")
+
+
+def least_gain(shop: Shop, since: tuple[int, int]) -> int:
+    """Events the slower of the two groups has handled since ``since``."""
+    now = progress(shop)
+    return min(now[0] - since[0], now[1] - since[1])
+
+
+@pytest.mark.timeout(900)  # about 4 minutes: 20,000 orders at 100 a second, 5 restarts
 def test_leader_kill_9_while_publishing_and_consuming(
         healthy: LocalCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kills 1-4: each node comes back once both groups made progress without it.
+    Kill 5 is the issue's "one broker down for 60 s, then back": the node stays down
+    a minute while publishing and consuming go on."""
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", healthy.bootstrap)
     shop = make_shop(tmp_path, healthy.bootstrap)
-    kills, failovers, progress_while_down = 3, [], []
-    orders = Orders(shop)
+    failovers: list[float] = []
+    restarts: list[float] = []
+    downs: list[float] = []  # from each kill until the node was back
+    victims: list[str] = []
+    progress_while_down: list[tuple[int, int]] = []
+    long_down: list[tuple[float, int, int, int]] = []  # (s since the kill, inv, ana, out)
+    orders = Orders(shop, total=ORDERS, rate=RATE, gates=GATES)
     inventory = shop.runtime("inventory")
     analytics = shop.runtime("analytics")
-    with running(inventory, analytics):
+    began = time.monotonic()
+
+    def status() -> str:
+        return (f"{orders.published} orders out ({len(orders.acked)} acknowledged, "
+                f"{orders.refused} refused, {len(orders.staged)} staged); handled "
+                f"{progress(shop)}; lag "
+                f"{[lag(shop.bootstrap, shop.group(g), shop.topic) for g in GROUPS]}; "
+                f"leaders {leaders(shop.bootstrap, shop.topic)}; runtime log: "
+                + " | ".join(log.lines[-15:]))
+
+    with runtime_log() as log, running(inventory, analytics):
         orders.start()
-        for kill in range(kills):
-            wait_until(lambda k=kill: len(shop.effects("inventory")) >= 300 * (k + 1), 120,
-                       "inventory to make progress before the next kill")
-            victim = leaders(shop.bootstrap, shop.topic)[0]
-            began = time.monotonic()
-            healthy.kill_node(victim)
-            wait_until(lambda v=victim: leaders(shop.bootstrap, shop.topic)[0] not in (v, -1),
-                       60, f"partition 0 to get a leader other than node {victim}")
-            failovers.append(time.monotonic() - began)
-            # While the node is down, the groups go on with the two brokers left.
-            before = len(shop.effects("inventory")), len(shop.effects("analytics"))
-            wait_until(lambda b=before: len(shop.effects("inventory")) > b[0] + 100
-                       and len(shop.effects("analytics")) > b[1] + 100, 120,
-                       f"both groups to make progress with node {victim} down")
-            progress_while_down.append(len(shop.effects("inventory")) - before[0])
-            healthy.up(timeout=120)
-        orders.finish()
+        try:
+            for kill in range(KILLS):
+                # (The groups' progress is checked while each node is down, below: here
+                # the publisher may be waiting at its gate with everything handled.)
+                wait_until(lambda k=kill: orders.published >= GATES[k] - BEFORE_KILL, 300,
+                           f"orders to be published before kill {kill + 1}", status)
+                wait_until(lambda: in_sync(shop.bootstrap, shop.topic), 120,
+                           "every replica to be in sync before the next kill", status)
+                led = leaders(shop.bootstrap, shop.topic)
+                victim = Counter(n for n in led.values() if n >= 0).most_common(1)[0][0]
+                its = [p for p, node in led.items() if node == victim]
+                victims.append(f"node {victim} ({len(its)} leaders, at order "
+                               f"{orders.published})")
+                killed = time.monotonic()
+                healthy.kill_node(victim)
+                orders.open_gate()
+                wait_until(lambda v=victim, its=its: all(
+                    leaders(shop.bootstrap, shop.topic)[p] not in (v, -1) for p in its),
+                    60, f"the partitions node {victim} led to get other leaders", status)
+                failovers.append(time.monotonic() - killed)
+                before = progress(shop)
+                if kill < KILLS - 1:
+                    # While the node is down, the groups go on with the two brokers left.
+                    wait_until(lambda b=before: least_gain(shop, b) > 100, 120,
+                               f"both groups to make progress with node {victim} down",
+                               status)
+                    now = progress(shop)
+                    progress_while_down.append((now[0] - before[0], now[1] - before[1]))
+                else:
+                    # One node down for a whole minute: orders keep coming (the last gate
+                    # left a minute of them), and both groups keep handling them.
+                    while (elapsed := time.monotonic() - killed) < LONG_DOWN:
+                        long_down.append((elapsed, *progress(shop), orders.published))
+                        time.sleep(min(10.0, max(0.0, LONG_DOWN - elapsed)))
+                    long_down.append((time.monotonic() - killed, *progress(shop),
+                                      orders.published))
+                    half = next(s for s in long_down if s[0] >= LONG_DOWN / 2)
+                    start, end = long_down[0], long_down[-1]
+                    for group, i in (("inventory", 1), ("analytics", 2)):
+                        assert start[i] < half[i] < end[i], (
+                            f"{group} stopped handling events with node {victim} down: "
+                            f"{long_down}")
+                    assert start[3] < half[3] < end[3], "orders kept being published"
+                restarted = time.monotonic()
+                healthy.up(timeout=120)
+                restarts.append(time.monotonic() - restarted)
+                downs.append(time.monotonic() - killed)
+            orders.finish()
+        finally:
+            orders.halt()  # publishing must not outlive a failed test
+        published_by = time.monotonic()
         duplicates = check_every_effect_once(shop, orders.expected)
+        caught_up = time.monotonic() - published_by
+    took = time.monotonic() - began
     in_log = log_event_ids(shop.bootstrap, shop.topic)
     lost = [event for event in orders.expected if event not in in_log]
     assert lost == [], f"{len(lost)} acknowledged events are not in the log"
-    assert set(shop.effects("inventory")) <= set(in_log)
-    print(f"\nchaos leader kill -9: {kills} kills; leader moved after "
-          f"{', '.join(f'{s:.1f}' for s in failovers)} s; inventory handled "
-          f"{progress_while_down} events while a node was down; published "
-          f"{len(orders.acked)} acknowledged ({orders.refused} refused) + "
-          f"{len(orders.staged)} through the outbox; log holds {sum(in_log.values())} "
-          f"records for {len(in_log)} event ids; consumed {len(shop.effects('inventory'))} "
-          f"(inventory), {len(shop.effects('analytics'))} (analytics); duplicated effects "
-          f"{duplicates}; lost 0")
+    assert orders.published == ORDERS
+    for name in GROUPS:
+        assert set(shop.effects(name)) <= set(in_log), f"{name}: an effect from nowhere"
+    window = ", ".join(f"{t:.0f}s: {i}/{a} handled, {o} out" for t, i, a, o in long_down)
+    print(f"\nchaos leader kill -9: {KILLS} kills of the node leading the most partitions "
+          f"({'; '.join(victims)}); leaders moved after "
+          f"{', '.join(f'{s:.1f}' for s in failovers)} s; nodes back after "
+          f"{', '.join(f'{s:.1f}' for s in restarts)} s (down "
+          f"{', '.join(f'{s:.0f}' for s in downs)} s); inventory/analytics handled "
+          f"{progress_while_down} events while each of the first {KILLS - 1} nodes was "
+          f"down; last node down {long_down[-1][0]:.0f} s ({window}); "
+          f"{orders.published} orders: {len(orders.acked)} acknowledged "
+          f"({orders.refused} refused) + {len(orders.staged)} through the outbox; "
+          f"log holds {sum(in_log.values())} records for {len(in_log)} event ids; consumed "
+          f"{len(shop.effects('inventory'))} (inventory), "
+          f"{len(shop.effects('analytics'))} (analytics); duplicated effects {duplicates}; "
+          f"lost 0; every group caught up {caught_up:.1f} s after the outbox drained; "
+          f"{took:.0f} s in all")
 
 
 def test_every_broker_down_then_back(
@@ -176,7 +340,7 @@ def test_every_broker_down_then_back(
     ensure_outbox_table(database, connection)
     acked: list[Delivery] = []
     staged: list[str] = []
-    down_for = 15.0
+    down_for = 30.0
     with Publisher(shop.topology, "order-service", delivery_timeout=5) as publisher, \
             running(shop.runtime("inventory"), shop.runtime("analytics")):
         relay.start()
