@@ -55,12 +55,12 @@ from tidings.kafka_local.security import (
     write_tls_material,
 )
 from tidings.kafka_local.server_config import render_server_properties
+from tidings.kafka_local.state_files import read_json_record, tail, write_atomic
 
 CLUSTER_FILE = "cluster.json"
 CLUSTER_ID_FILE = "cluster.id"
 LOG_CONFIG_FILE = "log4j2.properties"
 _FORMAT_TIMEOUT_S = 120.0
-_LOG_TAIL_LINES = 5
 
 
 @dataclass(frozen=True)
@@ -111,28 +111,9 @@ def generate_cluster_id() -> str:
 
 def read_cluster_record(state_dir: Path) -> dict[str, Any] | None:
     """The ``cluster.json`` written by the last ``up`` in ``state_dir``, if any."""
-    try:
-        data = json.loads((state_dir / CLUSTER_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_json_record(state_dir / CLUSTER_FILE)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
-def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> list[str]:
-    try:
-        with path.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - 16384))
-            text = handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        return []
-    return [line for line in text.splitlines() if line.strip()][-lines:]
 
 
 def _registered_brokers(config: Mapping[str, Any], timeout: float) -> int:
@@ -354,19 +335,19 @@ class LocalCluster:
             for line in meta.read_text(encoding="utf-8", errors="replace").splitlines():
                 if line.startswith("cluster.id="):
                     cluster_id = line.split("=", 1)[1].strip()
-                    _write_atomic(path, cluster_id + "\n")
+                    write_atomic(path, cluster_id + "\n")
                     return cluster_id
         cluster_id = generate_cluster_id()
-        _write_atomic(path, cluster_id + "\n")
+        write_atomic(path, cluster_id + "\n")
         return cluster_id
 
     def _prepare_files(self) -> Path:
         log_config = self.state_dir / LOG_CONFIG_FILE
         packaged = resources.files(__package__).joinpath(LOG_CONFIG_FILE)
-        _write_atomic(log_config, packaged.read_text(encoding="utf-8"))
+        write_atomic(log_config, packaged.read_text(encoding="utf-8"))
         for node in self._nodes:
             node.data_dir.mkdir(parents=True, exist_ok=True)
-            _write_atomic(node.config_path, render_server_properties(
+            write_atomic(node.config_path, render_server_properties(
                 node, self._nodes, self.security, self.overrides))
             if self.security is not None:
                 node.config_path.chmod(0o600)  # it holds the brokers' own passwords
@@ -483,7 +464,7 @@ class LocalCluster:
                 for n in self._nodes
             ],
         }
-        _write_atomic(self.state_dir / CLUSTER_FILE, json.dumps(record, indent=2) + "\n")
+        write_atomic(self.state_dir / CLUSTER_FILE, json.dumps(record, indent=2) + "\n")
 
     def _wait_ready(self, started: dict[int, subprocess.Popen[bytes]], deadline: float) -> None:
         """Block until every broker is registered; raise with the log tail otherwise."""
@@ -506,8 +487,8 @@ class LocalCluster:
             time.sleep(0.2)
 
     def _startup_error(self, node: NodeLayout, what: str) -> TidingsError:
-        source = node.console_path if _tail(node.console_path) else node.log_path
-        lines = _tail(source) or ["(log is empty)"]
+        source = node.console_path if tail(node.console_path) else node.log_path
+        lines = tail(source) or ["(log is empty)"]
         body = "\n".join(f"  {line[:300]}" for line in lines)
         return TidingsError(
             f"local Kafka node {node.node_id} (port {node.client_port}) {what}; "
@@ -624,7 +605,7 @@ def remember_dev_cluster(state_dir: Path) -> None:
     every command finds it from any working directory."""
     pointer = current_pointer()
     pointer.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(pointer, str(state_dir.resolve()) + "\n")
+    write_atomic(pointer, str(state_dir.resolve()) + "\n")
 
 
 def forget_dev_cluster(state_dir: Path) -> None:

@@ -35,6 +35,7 @@ from tidings.kafka_local.java import JavaRuntime, installed_javas, newest_java
 from tidings.kafka_local.layout import HOST
 from tidings.kafka_local.ports import ensure_ports_free
 from tidings.kafka_local.processes import is_owned_java, read_pid, terminate, write_pid
+from tidings.kafka_local.state_files import read_json_record, tail, write_atomic
 
 APICURIO_VERSION = "3.3.3"
 """The Apicurio Registry release run when Java 21+ is installed."""
@@ -47,7 +48,6 @@ DEFAULT_REGISTRY_PORT = 18081
 CCOMPAT_PATH = "/apis/ccompat/v7"
 RECORD_FILE = "registry.json"
 PID_FILE = "registry.pid"
-_LOG_TAIL_LINES = 5
 
 
 class RegistryNotInstallable(TidingsError):
@@ -232,7 +232,7 @@ class LocalRegistry:
                 )
             self._proc = proc
             write_pid(self.pid_path, proc.pid)
-            _write_atomic(self.state_dir / RECORD_FILE, json.dumps({
+            write_atomic(self.state_dir / RECORD_FILE, json.dumps({
                 "port": self.port, "url": self.url, "version": runtime.version,
                 "java": str(runtime.java.path), "java_major": runtime.java.major,
             }, indent=2) + "\n")
@@ -285,7 +285,7 @@ class LocalRegistry:
             time.sleep(0.25)
 
     def _startup_error(self, what: str) -> TidingsError:
-        lines = _tail(self.log_path) or ["(log is empty)"]
+        lines = tail(self.log_path) or ["(log is empty)"]
         body = "\n".join(f"  {line[:300]}" for line in lines)
         return TidingsError(
             f"local schema registry (port {self.port}) {what}; last lines of "
@@ -316,22 +316,6 @@ class LocalRegistry:
 
 def read_record(state_dir: Path) -> dict[str, Any] | None:
     """The ``registry.json`` written by the last ``up`` in ``state_dir``, if any."""
-    try:
-        data = json.loads((state_dir / RECORD_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_json_record(state_dir / RECORD_FILE)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
-def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> list[str]:
-    try:
-        text = path.read_bytes()[-16384:].decode("utf-8", errors="replace")
-    except OSError:
-        return []
-    return [line for line in text.splitlines() if line.strip()][-lines:]
